@@ -1,0 +1,278 @@
+/*
+ * ringfeed: command-line front end, built on the public API only.
+ *
+ *   ringfeed run [--config FILE] [--set SECTION.KEY=VALUE]... [--consumer stats|null|sleep|spin]
+ *                [--cost-ms N] [--stats-json FILE] [--errors FILE] [--quiet] PATH...
+ *
+ * Exit status: 0 the run completed (failed items allowed under on_error = skip),
+ * 1 runtime failure, 2 usage or config error, 130 interrupted.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+#define EXIT_RUNTIME 1
+#define EXIT_USAGE 2
+#define EXIT_INTERRUPTED 130
+
+struct options {
+	const char *config_path;
+	const char *stats_json;
+	const char *errors_path;
+	enum consumer_kind consumer;
+	double cost_ms;
+	bool quiet;
+	char **sets;
+	int set_count;
+	char **inputs;
+	int input_count;
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: ringfeed run [--config FILE] [--set SECTION.KEY=VALUE]...\n"
+		"                    [--consumer stats|null|sleep|spin] [--cost-ms N]\n"
+		"                    [--stats-json FILE] [--errors FILE] [--quiet] PATH...\n"
+		"       ringfeed --version\n"
+		"PATH: an image file, a directory (walked recursively) or @LIST (one path per line).\n"
+		"Consumers: stats = per-channel mean/std of the output (default), null = release at once,\n"
+		"sleep = wait N ms per batch (an accelerator), spin = burn N ms of CPU per batch.\n"
+		"Exit status: 0 completed, 1 runtime failure, 2 usage or config error, 130 interrupted.\n");
+}
+
+static int parse_args(int argc, char **argv, struct options *o)
+{
+	*o = (struct options){.consumer = CONSUMER_STATS};
+	o->sets = calloc((size_t)argc, sizeof(char *));
+	o->inputs = calloc((size_t)argc, sizeof(char *));
+	if (!o->sets || !o->inputs)
+		return -1;
+	for (int i = 2; i < argc; i++) {
+		const char *a = argv[i];
+		bool has_value = i + 1 < argc;
+		if (strcmp(a, "--quiet") == 0) {
+			o->quiet = true;
+		} else if (strcmp(a, "--") == 0) {
+			while (++i < argc)
+				o->inputs[o->input_count++] = argv[i];
+		} else if (a[0] == '-' && a[1] == '-' && !has_value) {
+			fprintf(stderr, "ringfeed: %s needs a value\n", a);
+			return -1;
+		} else if (strcmp(a, "--config") == 0) {
+			o->config_path = argv[++i];
+		} else if (strcmp(a, "--set") == 0) {
+			o->sets[o->set_count++] = argv[++i];
+		} else if (strcmp(a, "--consumer") == 0) {
+			if (consumer_parse(argv[++i], &o->consumer) != 0) {
+				fprintf(stderr, "ringfeed: unknown consumer '%s' (stats, null, sleep or spin)\n", argv[i]);
+				return -1;
+			}
+		} else if (strcmp(a, "--cost-ms") == 0) {
+			char *end;
+			o->cost_ms = strtod(argv[++i], &end);
+			if (*end || end == argv[i] || o->cost_ms < 0) {
+				fprintf(stderr, "ringfeed: --cost-ms expects a number of milliseconds >= 0\n");
+				return -1;
+			}
+		} else if (strcmp(a, "--stats-json") == 0) {
+			o->stats_json = argv[++i];
+		} else if (strcmp(a, "--errors") == 0) {
+			o->errors_path = argv[++i];
+		} else if (a[0] == '-' && a[1] == '-') {
+			fprintf(stderr, "ringfeed: unknown option %s\n", a);
+			return -1;
+		} else {
+			o->inputs[o->input_count++] = argv[i];
+		}
+	}
+	if (o->input_count == 0) {
+		fprintf(stderr, "ringfeed: no input paths\n");
+		return -1;
+	}
+	return 0;
+}
+
+static int build_config(const struct options *o, rf_config *cfg)
+{
+	char err[512];
+	rf_config_init(cfg);
+	if (o->config_path && rf_config_load(cfg, o->config_path, err, sizeof(err)) != 0) {
+		fprintf(stderr, "ringfeed: config: %s\n", err);
+		return -1;
+	}
+	for (int i = 0; i < o->set_count; i++) {
+		char key[128];
+		const char *eq = strchr(o->sets[i], '=');
+		size_t klen = eq ? (size_t)(eq - o->sets[i]) : 0;
+		if (!eq || klen == 0 || klen >= sizeof(key)) {
+			fprintf(stderr, "ringfeed: --set expects SECTION.KEY=VALUE, got '%s'\n", o->sets[i]);
+			return -1;
+		}
+		memcpy(key, o->sets[i], klen);
+		key[klen] = '\0';
+		if (rf_config_set(cfg, key, eq + 1, err, sizeof(err)) != 0) {
+			fprintf(stderr, "ringfeed: --set %s: %s\n", o->sets[i], err);
+			return -1;
+		}
+	}
+	if (rf_config_validate(cfg, err, sizeof(err)) != 0) {
+		fprintf(stderr, "ringfeed: config: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
+/* Watches for SIGINT/SIGTERM (blocked in every other thread) and draws progress. */
+struct watcher {
+	rf_pipeline *p;
+	bool progress;
+	_Atomic bool done;
+	_Atomic bool interrupted;
+};
+
+static void *watch(void *arg)
+{
+	struct watcher *w = arg;
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	struct timespec tick = {.tv_sec = 0, .tv_nsec = 200000000};
+	while (!atomic_load(&w->done)) {
+		int sig = sigtimedwait(&set, NULL, &tick);
+		if (sig == SIGINT || sig == SIGTERM) {
+			atomic_store(&w->interrupted, true);
+			rf_pipeline_cancel(w->p);
+		} else if (w->progress) {
+			rf_stats s;
+			rf_pipeline_stats(w->p, &s);
+			report_progress(stderr, &s);
+		}
+	}
+	if (w->progress)
+		fprintf(stderr, "\n");
+	return NULL;
+}
+
+static int add_inputs(rf_pipeline *p, const struct options *o)
+{
+	for (int i = 0; i < o->input_count; i++) {
+		int rc = rf_pipeline_add(p, o->inputs[i]);
+		if (rc != 0) {
+			fprintf(stderr, "ringfeed: %s\n", rf_pipeline_error(p));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Starts, consumes every batch, reports. Returns the exit status. */
+static int run_pipeline(rf_pipeline *p, const struct options *o, struct consumer *c)
+{
+	sigset_t set, old;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &set, &old);
+	int rc = rf_pipeline_start(p);
+	if (rc != 0) {
+		fprintf(stderr, "ringfeed: cannot start: %s\n",
+			rf_pipeline_error(p)[0] ? rf_pipeline_error(p) : rf_strerror(rc));
+		return EXIT_RUNTIME;
+	}
+	struct watcher w = {.p = p, .progress = !o->quiet && isatty(STDERR_FILENO)};
+	pthread_t watcher;
+	bool watching = pthread_create(&watcher, NULL, watch, &w) == 0;
+	rc = rf_pipeline_run(p, consumer_run, c);
+	atomic_store(&w.done, true);
+	if (watching)
+		pthread_join(watcher, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+
+	rf_stats s;
+	rf_pipeline_stats(p, &s);
+	if (!o->quiet)
+		report_table(stdout, &s, c);
+	if (c->errors_seen > 10 && c->echo_errors)
+		fprintf(stderr, "ringfeed: %llu items failed in all\n", c->errors_seen);
+	if (o->stats_json && report_json(o->stats_json, &s, c) != 0) {
+		fprintf(stderr, "ringfeed: cannot write %s\n", o->stats_json);
+		return EXIT_RUNTIME;
+	}
+	if (atomic_load(&w.interrupted)) {
+		fprintf(stderr, "ringfeed: interrupted\n");
+		return EXIT_INTERRUPTED;
+	}
+	if (rc != 0) {
+		fprintf(stderr, "ringfeed: error: %s\n", rf_pipeline_error(p)[0] ? rf_pipeline_error(p) : rf_strerror(rc));
+		return EXIT_RUNTIME;
+	}
+	return 0;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+	struct options o;
+	rf_config cfg;
+	if (parse_args(argc, argv, &o) != 0) {
+		usage(stderr);
+		free(o.sets);
+		free(o.inputs);
+		return EXIT_USAGE;
+	}
+	int status = EXIT_USAGE;
+	rf_pipeline *p = NULL;
+	struct consumer c;
+	consumer_init(&c, o.consumer, o.cost_ms, &cfg);
+	if (build_config(&o, &cfg) != 0)
+		goto out;
+	if (rf_pipeline_create(&p, &cfg) != 0) {
+		fprintf(stderr, "ringfeed: cannot create the pipeline\n");
+		status = EXIT_RUNTIME;
+		goto out;
+	}
+	if (add_inputs(p, &o) != 0)
+		goto out;
+	if (o.errors_path && !(c.errors_file = fopen(o.errors_path, "w"))) {
+		fprintf(stderr, "ringfeed: cannot write %s: %s\n", o.errors_path, strerror(errno));
+		goto out;
+	}
+	c.echo_errors = !o.quiet && !o.errors_path;
+	status = run_pipeline(p, &o, &c);
+	if (c.errors_file && fclose(c.errors_file) != 0) {
+		fprintf(stderr, "ringfeed: cannot write %s\n", o.errors_path);
+		status = EXIT_RUNTIME;
+	}
+	c.errors_file = NULL;
+out:
+	if (c.errors_file)
+		fclose(c.errors_file);
+	rf_pipeline_close(p);
+	consumer_destroy(&c);
+	free(o.sets);
+	free(o.inputs);
+	return status;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc >= 2 && strcmp(argv[1], "run") == 0)
+		return cmd_run(argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
+		printf("ringfeed %s\n", rf_version());
+		return 0;
+	}
+	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+		usage(stdout);
+		return 0;
+	}
+	usage(stderr);
+	return EXIT_USAGE;
+}

@@ -1,0 +1,258 @@
+/*
+ * ringfeed: keeps an inference or training stage fed with decoded images.
+ *
+ *   inputs -> loaders (io_uring) -> decoders (decode + resize + normalize)
+ *          -> batches -> your code (pull: rf_pipeline_next, push: rf_pipeline_run)
+ *
+ * Conventions: functions return 0 or a negative RF_E* code (rf_strerror names
+ * it); they never set errno, never print and never exit. Handles are opaque;
+ * every *_close / *_release accepts NULL. Nothing here uses global state: two
+ * pipelines in one process never see each other.
+ */
+#ifndef RINGFEED_H
+#define RINGFEED_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RF_VERSION_MAJOR 0
+#define RF_VERSION_MINOR 1
+#define RF_VERSION_PATCH 0
+
+/* "MAJOR.MINOR.PATCH" of the library actually linked. */
+const char *rf_version(void);
+
+/* ---- status codes ------------------------------------------------------ */
+
+enum {
+	RF_OK = 0,
+	RF_EINVAL = -1,     /* bad argument */
+	RF_ENOMEM = -2,     /* out of memory */
+	RF_EIO = -3,        /* read failed, or file missing / unreadable */
+	RF_ECLOSED = -4,    /* queue or pipeline closed */
+	RF_EOF = -5,        /* no more data: the normal end of a run */
+	RF_ETIMEDOUT = -6,  /* a timed wait expired */
+	RF_ECANCELED = -7,  /* rf_pipeline_cancel was called */
+	RF_EFORMAT = -8,    /* not an image format ringfeed can decode */
+	RF_EDECODE = -9,    /* corrupt or truncated image data */
+	RF_ETOOBIG = -10,   /* over limits.max_pixels or limits.max_file_bytes */
+	RF_ECONFIG = -11,   /* invalid configuration */
+	RF_EITEM = -12,     /* an item failed and pipeline.on_error = fail */
+	RF_EUSER = -13,     /* the inference callback returned non-zero */
+	RF_ESTATE = -14,    /* call not valid in the pipeline's current state */
+	RF_ESYS = -15,      /* an OS call failed (thread creation, ring setup) */
+};
+
+/* Short English description of a status code; never NULL. */
+const char *rf_strerror(int code);
+/* The code's name, e.g. "RF_EDECODE"; never NULL. */
+const char *rf_err_name(int code);
+
+/* ---- configuration ------------------------------------------------------ */
+
+typedef enum { RF_BACKEND_AUTO, RF_BACKEND_IO_URING, RF_BACKEND_PREAD } rf_backend;
+typedef enum { RF_FIT_COVER, RF_FIT_STRETCH } rf_fit;
+typedef enum { RF_LAYOUT_NHWC_U8, RF_LAYOUT_NCHW_F32 } rf_layout;
+typedef enum { RF_ON_ERROR_SKIP, RF_ON_ERROR_FAIL } rf_on_error;
+
+/*
+ * Plain data. rf_config_init sets every field to its default; fields are only
+ * ever appended. Thread counts of 0 mean "auto" (chosen at start).
+ * mean/std are on the 0..255 scale: f32 output = (pixel - mean[c]) / std[c].
+ */
+typedef struct rf_config {
+	struct {
+		int threads;         /* default 1 */
+		int io_depth;        /* reads in flight per loader thread, default 64 */
+		rf_backend backend;  /* default auto */
+	} loader;
+	struct {
+		int threads;  /* default 0 = one per online CPU */
+	} decoder;
+	struct {
+		int width, height;  /* default 224 x 224 */
+		int channels;       /* 1, 3 or 4; default 3 */
+		rf_fit fit;         /* default cover */
+		rf_layout layout;   /* default nhwc_u8 */
+		float mean[4];      /* default 0 */
+		float std[4];       /* default 1 */
+	} output;
+	struct {
+		int size;        /* default 32 */
+		bool ordered;    /* default true: batches follow input order */
+		bool drop_last;  /* default false */
+	} batch;
+	struct {
+		int threads;  /* push API threads, default 1 */
+	} infer;
+	struct {
+		uint64_t max_pixels;      /* default 100,000,000 */
+		uint64_t max_file_bytes;  /* default 256 MiB */
+	} limits;
+	struct {
+		rf_on_error on_error;  /* default skip */
+		int prefetch_batches;  /* ready batches kept ahead, default 2 */
+		int queue_depth;       /* decode queue capacity, 0 = auto */
+	} pipeline;
+	struct {
+		char extensions[128]; /* directory walk filter, comma list; "" = all */
+	} source;
+} rf_config;
+
+void rf_config_init(rf_config *cfg);
+
+/*
+ * Sets one key, "section.key" = value, e.g. ("decoder.threads", "4").
+ * On error returns RF_ECONFIG and writes a message naming the key into
+ * err (err may be NULL). cfg is unchanged on error.
+ */
+int rf_config_set(rf_config *cfg, const char *key, const char *value, char *err, size_t err_len);
+
+/*
+ * Reads an INI file ([section] then key = value lines) onto cfg. Unknown
+ * keys, bad values and unreadable files return RF_ECONFIG with a message
+ * naming the file, line and key in err.
+ */
+int rf_config_load(rf_config *cfg, const char *path, char *err, size_t err_len);
+
+/* Checks the whole config for consistency; RF_ECONFIG with a message. */
+int rf_config_validate(const rf_config *cfg, char *err, size_t err_len);
+
+/* ---- pipeline ------------------------------------------------------------ */
+
+typedef struct rf_pipeline rf_pipeline;
+typedef struct rf_batch rf_batch;
+
+/*
+ * Creates a stopped pipeline from a copy of cfg. Returns RF_ECONFIG if
+ * rf_config_validate rejects cfg, RF_ENOMEM on allocation failure.
+ * Free with rf_pipeline_close.
+ */
+int rf_pipeline_create(rf_pipeline **out, const rf_config *cfg);
+
+/*
+ * Adds inputs before rf_pipeline_start: an image file, a directory (walked
+ * recursively, entries sorted by name, hidden entries skipped), or "@FILE"
+ * (a list file, one path per line). Each file becomes exactly one item, in the
+ * order added. A path that does not exist is still an item (it will fail with
+ * a reason). An unreadable list file or directory returns RF_EIO with a
+ * message in rf_pipeline_error.
+ */
+int rf_pipeline_add(rf_pipeline *p, const char *input);
+
+/* Number of items added so far. */
+size_t rf_pipeline_item_count(const rf_pipeline *p);
+
+/* Starts the stage threads. RF_ESYS if a thread or resource cannot be made. */
+int rf_pipeline_start(rf_pipeline *p);
+
+/*
+ * Pull API. Waits for the next batch and hands it to the caller, who must give
+ * it back with rf_batch_release (batches come from a fixed pool: holding them
+ * stalls the pipeline). Returns 0, RF_EOF after the last batch, RF_ECANCELED,
+ * or RF_EITEM (on_error = fail; see rf_pipeline_error). Thread-safe: several
+ * threads may call it.
+ */
+int rf_pipeline_next(rf_pipeline *p, rf_batch **out);
+
+/*
+ * Push API. Calls fn(batch, user) for every batch on cfg.infer.threads
+ * threads (the calling thread is one of them) and returns when the data ends:
+ * 0, RF_EUSER if fn returned non-zero (the run stops), or as rf_pipeline_next.
+ * The batch is released after fn returns; fn must not release it.
+ */
+typedef int (*rf_infer_fn)(const rf_batch *batch, void *user);
+int rf_pipeline_run(rf_pipeline *p, rf_infer_fn fn, void *user);
+
+/*
+ * Stops the run from any thread: waiters wake with RF_ECANCELED, stage threads
+ * exit. Only sets a flag and signals condition variables; calling it twice is
+ * harmless.
+ */
+void rf_pipeline_cancel(rf_pipeline *p);
+
+/* Human message for the last failure (empty string if none); owned by p. */
+const char *rf_pipeline_error(const rf_pipeline *p);
+
+/* Stops the threads if running and frees everything. Accepts NULL. */
+void rf_pipeline_close(rf_pipeline *p);
+
+/* ---- batches ---------------------------------------------------------------- */
+
+/* One input that could not be turned into pixels. Owned by its batch. */
+typedef struct rf_item_error {
+	uint64_t index;    /* position in the input order */
+	const char *path;  /* owned by the pipeline */
+	int code;          /* RF_EIO, RF_EFORMAT, RF_EDECODE, RF_ETOOBIG */
+	const char *reason;
+} rf_item_error;
+
+/* Number of images in the batch (may be 0 for a batch carrying only errors). */
+size_t rf_batch_count(const rf_batch *b);
+/* Contiguous tensor: count slots of rf_batch_slot_bytes each, laid out as
+ * cfg.output.layout (NHWC u8 or NCHW float32), owned by the batch. */
+const void *rf_batch_data(const rf_batch *b);
+size_t rf_batch_slot_bytes(const rf_batch *b);
+/* Input index and path of slot i (i < count). */
+uint64_t rf_batch_index(const rf_batch *b, size_t i);
+const char *rf_batch_path(const rf_batch *b, size_t i);
+/* Items that failed since the previous batch, in order when batch.ordered. */
+size_t rf_batch_error_count(const rf_batch *b);
+const rf_item_error *rf_batch_error(const rf_batch *b, size_t i);
+/* Sequence number of the batch, from 0. */
+uint64_t rf_batch_sequence(const rf_batch *b);
+/* Gives a batch from rf_pipeline_next back to the pipeline. Accepts NULL. */
+void rf_batch_release(rf_batch *b);
+
+/* ---- statistics -------------------------------------------------------------- */
+
+enum { RF_STAGE_LOADER, RF_STAGE_DECODER, RF_STAGE_INFER, RF_STAGE_COUNT };
+enum { RF_QUEUE_FREE_ITEMS, RF_QUEUE_DECODE, RF_QUEUE_READY, RF_QUEUE_COUNT };
+
+typedef struct rf_stage_stats {
+	const char *name;
+	int threads;
+	uint64_t items;
+	double busy_seconds;     /* working (for loaders: includes waiting on storage) */
+	double starved_seconds;  /* waiting for input */
+	double blocked_seconds;  /* waiting for room downstream */
+} rf_stage_stats;
+
+typedef struct rf_queue_stats {
+	const char *name;
+	size_t capacity;
+	size_t depth;
+	size_t peak_depth;
+} rf_queue_stats;
+
+typedef struct rf_stats {
+	uint64_t total;    /* items added */
+	uint64_t items;    /* items finished: ok + failed + dropped */
+	uint64_t ok;       /* delivered in a batch */
+	uint64_t failed;   /* delivered as an error record */
+	uint64_t dropped;  /* decoded but left out by batch.drop_last */
+	uint64_t batches;
+	uint64_t bytes_read;
+	double wall_seconds;      /* since rf_pipeline_start (to the end, once ended) */
+	double items_per_second;  /* items / wall_seconds */
+	double mb_per_second;     /* bytes_read / wall_seconds / 1e6 */
+	double first_batch_seconds;  /* start to first batch ready; < 0 if none yet */
+	double starved_fraction;  /* share of the inference stage's time spent waiting for a batch */
+	const char *loader_backend;  /* "io_uring", "pread", or "pread (io_uring unavailable: ...)" */
+	rf_stage_stats stages[RF_STAGE_COUNT];
+	rf_queue_stats queues[RF_QUEUE_COUNT];
+} rf_stats;
+
+/* Snapshot of the counters; valid at any time from any thread. Strings are
+ * owned by the pipeline. */
+int rf_pipeline_stats(rf_pipeline *p, rf_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

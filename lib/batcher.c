@@ -1,0 +1,346 @@
+#include "batcher.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "pipeline.h"
+
+/* Items given slots per trip through the lock; their pixels are written after unlocking. */
+#define WORK_MAX 32
+/* Failures held at most before they are shipped, so an all-failing input stays bounded. */
+#define PENDING_ERRORS_MAX 1024
+
+struct work {
+	rf__item *item;
+	rf_batch *batch;
+	size_t slot;
+};
+
+int rf__batcher_init(rf__batcher *b, rf_pipeline *owner, const rf_config *cfg, size_t batch_count,
+		     size_t window_cap)
+{
+	memset(b, 0, sizeof(*b));
+	b->ordered = cfg->batch.ordered;
+	b->drop_last = cfg->batch.drop_last;
+	b->batch_count = batch_count;
+	b->window_cap = window_cap;
+	size_t slot_bytes = rf__slot_bytes(cfg);
+	size_t capacity = (size_t)cfg->batch.size;
+	b->batches = calloc(batch_count, sizeof(*b->batches));
+	b->free = calloc(batch_count, sizeof(*b->free));
+	b->open = calloc(batch_count, sizeof(*b->open));
+	b->window = calloc(window_cap, sizeof(*b->window));
+	if (!b->batches || !b->free || !b->open || !b->window)
+		return RF_ENOMEM;
+	for (size_t i = 0; i < batch_count; i++) {
+		rf_batch *batch = &b->batches[i];
+		batch->owner = owner;
+		batch->slot_bytes = slot_bytes;
+		batch->capacity = capacity;
+		/* 64-byte alignment keeps SIMD consumers of the tensor happy. */
+		batch->data = aligned_alloc(64, (slot_bytes * capacity + 63) & ~(size_t)63);
+		batch->indices = calloc(capacity, sizeof(*batch->indices));
+		if (!batch->data || !batch->indices)
+			return RF_ENOMEM;
+		b->free[b->free_count++] = batch;
+	}
+	pthread_condattr_t attr;
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	int rc = pthread_cond_init(&b->batch_free, &attr);
+	pthread_condattr_destroy(&attr);
+	if (rc != 0)
+		return RF_ESYS;
+	if (pthread_mutex_init(&b->lock, NULL) != 0) {
+		pthread_cond_destroy(&b->batch_free);
+		return RF_ESYS;
+	}
+	rc = rf__queue_init(&b->ready, batch_count, 1);
+	if (rc != 0) {
+		pthread_mutex_destroy(&b->lock);
+		pthread_cond_destroy(&b->batch_free);
+		return rc;
+	}
+	return 0;
+}
+
+void rf__batcher_destroy(rf__batcher *b)
+{
+	if (b->ready.slots) {
+		rf__queue_destroy(&b->ready);
+		pthread_mutex_destroy(&b->lock);
+		pthread_cond_destroy(&b->batch_free);
+	}
+	for (size_t i = 0; b->batches && i < b->batch_count; i++) {
+		free(b->batches[i].data);
+		free(b->batches[i].indices);
+		free(b->batches[i].errors.records);
+	}
+	free(b->batches);
+	free(b->free);
+	free(b->open);
+	free(b->window);
+	free(b->pending.records);
+	memset(b, 0, sizeof(*b));
+}
+
+static int record_error(rf__batcher *b, const rf_pipeline *p, const rf__item *item)
+{
+	rf__error_list *l = &b->pending;
+	if (l->count == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		rf__error_record *grown = realloc(l->records, cap * sizeof(*grown));
+		if (!grown)
+			return RF_ENOMEM;
+		l->records = grown;
+		l->cap = cap;
+	}
+	rf__error_record *r = &l->records[l->count++];
+	r->pub = (rf_item_error){.index = item->seq, .path = p->source.paths[item->seq], .code = item->status};
+	snprintf(r->reason, sizeof(r->reason), "%s", item->reason);
+	return 0;
+}
+
+static rf_batch *open_tail(rf__batcher *b)
+{
+	if (b->open_count == 0)
+		return NULL;
+	return b->open[(b->open_head + b->open_count - 1) % b->batch_count];
+}
+
+/* The batch taking slots now, opening one from the pool if needed; NULL if the pool is empty. */
+static rf_batch *filling_batch(rf__batcher *b)
+{
+	rf_batch *tail = open_tail(b);
+	if (tail && !tail->sealed)
+		return tail;
+	if (b->free_count == 0)
+		return NULL;
+	rf_batch *batch = b->free[--b->free_count];
+	batch->sequence = b->next_batch++;
+	batch->count = batch->filled = 0;
+	batch->sealed = false;
+	batch->errors.count = 0;
+	b->open[(b->open_head + b->open_count++) % b->batch_count] = batch;
+	return batch;
+}
+
+/* Waits (lock released meanwhile) until filling_batch can succeed; NULL on cancel. */
+static rf_batch *acquire_filling(rf__batcher *b, uint64_t *blocked_ns)
+{
+	rf_batch *batch;
+	while (!(batch = filling_batch(b)) && !b->canceled) {
+		uint64_t t = rf__now_ns();
+		pthread_cond_wait(&b->batch_free, &b->lock);
+		*blocked_ns += rf__now_ns() - t;
+	}
+	return b->canceled ? NULL : batch;
+}
+
+/* No more slots: the batch takes the failures recorded so far. */
+static void seal(rf__batcher *b, rf_batch *batch)
+{
+	rf__error_list swap = batch->errors;
+	batch->errors = b->pending;
+	b->pending = swap;
+	b->pending.count = 0;
+	batch->sealed = true;
+}
+
+/* Ships finished batches from the head of the open ring, in sequence order. */
+static void ship_ready(rf_pipeline *p)
+{
+	rf__batcher *b = &p->batcher;
+	while (b->open_count > 0) {
+		rf_batch *head = b->open[b->open_head];
+		if (!head->sealed || head->filled != head->count)
+			break;
+		b->open_head = (b->open_head + 1) % b->batch_count;
+		b->open_count--;
+		for (size_t i = 0; i < head->errors.count; i++)
+			head->errors.records[i].pub.reason = head->errors.records[i].reason;
+		if ((head->count == 0 && head->errors.count == 0) || rf__queue_try_push(&b->ready, head) != 0) {
+			b->free[b->free_count++] = head;
+			pthread_cond_signal(&b->batch_free);
+			continue;
+		}
+		b->ok += head->count;
+		b->failed += head->errors.count;
+		b->shipped++;
+		uint64_t zero = 0;
+		atomic_compare_exchange_strong(&p->first_batch_ns, &zero, rf__now_ns());
+	}
+}
+
+/*
+ * Records a failed item whose turn has come. Under on_error = fail it stops
+ * the batcher and copies the message out for the caller, which reports it
+ * after unlocking (reporting cancels the pipeline, which takes this lock).
+ */
+static void take_failure(rf_pipeline *p, rf__item *item, char *fatal, size_t fatal_len, uint64_t *blocked_ns)
+{
+	rf__batcher *b = &p->batcher;
+	if (p->cfg.pipeline.on_error == RF_ON_ERROR_FAIL && !b->canceled) {
+		snprintf(fatal, fatal_len, "%s: %s", p->source.paths[item->seq], item->reason);
+		b->canceled = true;
+		pthread_cond_broadcast(&b->batch_free);
+		return;
+	}
+	if (record_error(b, p, item) != 0) {
+		snprintf(fatal, fatal_len, "out of memory recording a failed item");
+		b->canceled = true;
+		pthread_cond_broadcast(&b->batch_free);
+		return;
+	}
+	if (b->pending.count >= PENDING_ERRORS_MAX) {
+		rf_batch *batch = acquire_filling(b, blocked_ns);
+		if (batch)
+			seal(b, batch);
+	}
+}
+
+/* Gives slots to the items now due, in order, until a gap or WORK_MAX. */
+static size_t assign_slots(rf_pipeline *p, struct work *work, char *fatal, size_t fatal_len,
+			   uint64_t *blocked_ns)
+{
+	rf__batcher *b = &p->batcher;
+	size_t n = 0;
+	while (n < WORK_MAX && !b->canceled) {
+		rf__item **entry = &b->window[b->next_due % b->window_cap];
+		rf__item *item = *entry;
+		if (!item)
+			break;
+		if (item->status != 0) {
+			*entry = NULL;
+			b->next_due++;
+			take_failure(p, item, fatal, fatal_len, blocked_ns);
+			rf__queue_try_push(&p->free_items, item);
+			continue;
+		}
+		rf_batch *batch = acquire_filling(b, blocked_ns);
+		if (!batch)
+			break;
+		/* acquire_filling may have waited: the entry is still ours, nobody else drains past it. */
+		if (*entry != item)
+			continue;
+		size_t slot = batch->count++;
+		batch->indices[slot] = item->seq;
+		if (batch->count == batch->capacity)
+			seal(b, batch);
+		*entry = NULL;
+		b->next_due++;
+		work[n++] = (struct work){item, batch, slot};
+	}
+	return n;
+}
+
+void rf__batcher_submit(rf_pipeline *p, rf__item *item, uint64_t *blocked_ns)
+{
+	rf__batcher *b = &p->batcher;
+	struct work work[WORK_MAX];
+	char fatal[RF_REASON_MAX + 300] = "";
+	pthread_mutex_lock(&b->lock);
+	uint64_t key = b->ordered ? item->seq : b->next_ticket++;
+	b->window[key % b->window_cap] = item;
+	for (;;) {
+		size_t n = assign_slots(p, work, fatal, sizeof(fatal), blocked_ns);
+		if (n == 0)
+			break;
+		pthread_mutex_unlock(&b->lock);
+		for (size_t i = 0; i < n; i++)
+			rf__convert(&p->converter, work[i].item->pixels,
+				    work[i].batch->data + work[i].slot * work[i].batch->slot_bytes);
+		pthread_mutex_lock(&b->lock);
+		for (size_t i = 0; i < n; i++) {
+			work[i].batch->filled++;
+			rf__queue_try_push(&p->free_items, work[i].item);
+		}
+		ship_ready(p);
+	}
+	pthread_mutex_unlock(&b->lock);
+	if (fatal[0])
+		rf__pipeline_fail(p, RF_EITEM, "%s", fatal);
+}
+
+void rf__batcher_finish(rf_pipeline *p)
+{
+	rf__batcher *b = &p->batcher;
+	uint64_t ignored = 0;
+	pthread_mutex_lock(&b->lock);
+	rf_batch *tail = open_tail(b);
+	if (!b->canceled && tail && !tail->sealed) {
+		if (b->drop_last && tail->count < tail->capacity) {
+			b->dropped += tail->count;
+			tail->count = tail->filled = 0;
+		}
+		seal(b, tail);
+	}
+	if (!b->canceled && b->pending.count > 0) {
+		rf_batch *batch = acquire_filling(b, &ignored);
+		if (batch)
+			seal(b, batch);
+	}
+	if (!b->canceled)
+		ship_ready(p);
+	pthread_mutex_unlock(&b->lock);
+	rf__queue_close(&b->ready);
+}
+
+void rf__batcher_cancel(rf__batcher *b)
+{
+	pthread_mutex_lock(&b->lock);
+	b->canceled = true;
+	pthread_cond_broadcast(&b->batch_free);
+	pthread_mutex_unlock(&b->lock);
+	rf__queue_cancel(&b->ready);
+}
+
+void rf__batcher_release(rf__batcher *b, rf_batch *batch)
+{
+	pthread_mutex_lock(&b->lock);
+	b->free[b->free_count++] = batch;
+	pthread_cond_signal(&b->batch_free);
+	pthread_mutex_unlock(&b->lock);
+}
+
+size_t rf_batch_count(const rf_batch *b)
+{
+	return b->count;
+}
+
+const void *rf_batch_data(const rf_batch *b)
+{
+	return b->data;
+}
+
+size_t rf_batch_slot_bytes(const rf_batch *b)
+{
+	return b->slot_bytes;
+}
+
+uint64_t rf_batch_index(const rf_batch *b, size_t i)
+{
+	return i < b->count ? b->indices[i] : UINT64_MAX;
+}
+
+const char *rf_batch_path(const rf_batch *b, size_t i)
+{
+	return i < b->count ? b->owner->source.paths[b->indices[i]] : NULL;
+}
+
+size_t rf_batch_error_count(const rf_batch *b)
+{
+	return b->errors.count;
+}
+
+const rf_item_error *rf_batch_error(const rf_batch *b, size_t i)
+{
+	return i < b->errors.count ? &b->errors.records[i].pub : NULL;
+}
+
+uint64_t rf_batch_sequence(const rf_batch *b)
+{
+	return b->sequence;
+}

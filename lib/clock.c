@@ -1,0 +1,15 @@
+#include "clock.h"
+
+uint64_t rf__now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+struct timespec rf__deadline(uint64_t timeout_ns)
+{
+	uint64_t t = rf__now_ns() + timeout_ns;
+	struct timespec ts = {.tv_sec = (time_t)(t / 1000000000u), .tv_nsec = (long)(t % 1000000000u)};
+	return ts;
+}

@@ -1,0 +1,306 @@
+/* Config defaults, the key table, INI loading (inih) and validation. */
+#include <errno.h>
+#include <ini.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "ringfeed/ringfeed.h"
+
+void rf_config_init(rf_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->loader.threads = 1;
+	cfg->loader.io_depth = 64;
+	cfg->loader.backend = RF_BACKEND_AUTO;
+	cfg->decoder.threads = 0;
+	cfg->output.width = 224;
+	cfg->output.height = 224;
+	cfg->output.channels = 3;
+	cfg->output.fit = RF_FIT_COVER;
+	cfg->output.layout = RF_LAYOUT_NHWC_U8;
+	for (int c = 0; c < 4; c++)
+		cfg->output.std[c] = 1.0f;
+	cfg->batch.size = 32;
+	cfg->batch.ordered = true;
+	cfg->infer.threads = 1;
+	cfg->limits.max_pixels = 100000000;
+	cfg->limits.max_file_bytes = 256u << 20;
+	cfg->pipeline.on_error = RF_ON_ERROR_SKIP;
+	cfg->pipeline.prefetch_batches = 2;
+}
+
+enum key_type { K_INT, K_INT_AUTO, K_U64, K_BOOL, K_ENUM, K_FLOATS, K_STRING };
+
+struct key_def {
+	const char *name;
+	enum key_type type;
+	size_t offset;
+	long long min, max;
+	const char *const *choices; /* K_ENUM: names in enum order, NULL-terminated */
+	const char *help;
+};
+
+static const char *const backends[] = {"auto", "io_uring", "pread", NULL};
+static const char *const fits[] = {"cover", "stretch", NULL};
+static const char *const layouts[] = {"nhwc_u8", "nchw_f32", NULL};
+static const char *const on_errors[] = {"skip", "fail", NULL};
+
+#define OFF(field) offsetof(rf_config, field)
+
+static const struct key_def keys[] = {
+	{"loader.threads", K_INT, OFF(loader.threads), 1, 256, NULL, "loader threads"},
+	{"loader.io_depth", K_INT, OFF(loader.io_depth), 1, 4096, NULL, "reads in flight per loader"},
+	{"loader.backend", K_ENUM, OFF(loader.backend), 0, 0, backends, "auto|io_uring|pread"},
+	{"decoder.threads", K_INT_AUTO, OFF(decoder.threads), 1, 256, NULL, "decoder threads or auto"},
+	{"output.width", K_INT, OFF(output.width), 1, 16384, NULL, "output width in pixels"},
+	{"output.height", K_INT, OFF(output.height), 1, 16384, NULL, "output height in pixels"},
+	{"output.channels", K_INT, OFF(output.channels), 1, 4, NULL, "1, 3 or 4"},
+	{"output.fit", K_ENUM, OFF(output.fit), 0, 0, fits, "cover|stretch"},
+	{"output.layout", K_ENUM, OFF(output.layout), 0, 0, layouts, "nhwc_u8|nchw_f32"},
+	{"output.mean", K_FLOATS, OFF(output.mean), 0, 0, NULL, "per-channel mean, 0..255 scale"},
+	{"output.std", K_FLOATS, OFF(output.std), 0, 0, NULL, "per-channel std, 0..255 scale"},
+	{"batch.size", K_INT, OFF(batch.size), 1, 65536, NULL, "images per batch"},
+	{"batch.ordered", K_BOOL, OFF(batch.ordered), 0, 0, NULL, "deliver in input order"},
+	{"batch.drop_last", K_BOOL, OFF(batch.drop_last), 0, 0, NULL, "drop a short last batch"},
+	{"infer.threads", K_INT, OFF(infer.threads), 1, 256, NULL, "threads for rf_pipeline_run"},
+	{"limits.max_pixels", K_U64, OFF(limits.max_pixels), 1, 0, NULL, "largest width*height"},
+	{"limits.max_file_bytes", K_U64, OFF(limits.max_file_bytes), 1, 0, NULL, "largest file"},
+	{"pipeline.on_error", K_ENUM, OFF(pipeline.on_error), 0, 0, on_errors, "skip|fail"},
+	{"pipeline.prefetch_batches", K_INT, OFF(pipeline.prefetch_batches), 1, 64, NULL,
+	 "ready batches kept ahead"},
+	{"pipeline.queue_depth", K_INT_AUTO, OFF(pipeline.queue_depth), 1, 65536, NULL,
+	 "decode queue capacity or auto"},
+	{"source.extensions", K_STRING, OFF(source.extensions), 0, 0, NULL,
+	 "directory walk filter, e.g. jpg,png; empty = all"},
+};
+
+static const struct key_def *find_key(const char *name)
+{
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (strcasecmp(keys[i].name, name) == 0)
+			return &keys[i];
+	return NULL;
+}
+
+static int fail(char *err, size_t err_len, const char *fmt, const char *a, const char *b)
+{
+	if (err && err_len)
+		snprintf(err, err_len, fmt, a, b);
+	return RF_ECONFIG;
+}
+
+static int parse_ll(const char *s, long long *out)
+{
+	char *end;
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (errno || end == s || *end != '\0')
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int parse_bool(const char *s, bool *out)
+{
+	static const char *const yes[] = {"true", "yes", "on", "1"}, *const no[] = {"false", "no", "off", "0"};
+	for (int i = 0; i < 4; i++) {
+		if (strcasecmp(s, yes[i]) == 0)
+			return *out = true, 0;
+		if (strcasecmp(s, no[i]) == 0)
+			return *out = false, 0;
+	}
+	return -1;
+}
+
+/* "a" or "a,b,c[,d]": one value is repeated for every channel. */
+static int parse_floats(const char *s, float out[4])
+{
+	float v[4];
+	int n = 0;
+	const char *p = s;
+	while (n < 4) {
+		char *end;
+		errno = 0;
+		double d = strtod(p, &end);
+		if (errno || end == p)
+			return -1;
+		v[n++] = (float)d;
+		while (*end == ' ' || *end == '\t')
+			end++;
+		if (*end == '\0')
+			break;
+		if (*end != ',')
+			return -1;
+		p = end + 1;
+	}
+	if (n == 4 && strchr(p, ','))
+		return -1;
+	for (int c = 0; c < 4; c++)
+		out[c] = v[n == 1 ? 0 : (c < n ? c : n - 1)];
+	return 0;
+}
+
+static int set_value(rf_config *cfg, const struct key_def *k, const char *value, char *err, size_t err_len)
+{
+	char *field = (char *)cfg + k->offset;
+	long long v;
+	switch (k->type) {
+	case K_INT_AUTO:
+		if (strcasecmp(value, "auto") == 0) {
+			*(int *)field = 0;
+			return 0;
+		}
+		/* fall through */
+	case K_INT:
+		if (parse_ll(value, &v) != 0 || v < k->min || v > k->max) {
+			char range[64];
+			snprintf(range, sizeof(range), "an integer from %lld to %lld%s", k->min, k->max,
+				 k->type == K_INT_AUTO ? " or auto" : "");
+			return fail(err, err_len, "%s: expected %s", k->name, range);
+		}
+		*(int *)field = (int)v;
+		return 0;
+	case K_U64: {
+		char *end;
+		errno = 0;
+		unsigned long long u = strtoull(value, &end, 10);
+		if (errno || end == value || *end || value[0] == '-' || u < (unsigned long long)k->min)
+			return fail(err, err_len, "%s: expected a positive integer, got '%s'", k->name, value);
+		*(uint64_t *)field = u;
+		return 0;
+	}
+	case K_BOOL:
+		if (parse_bool(value, (bool *)field) != 0)
+			return fail(err, err_len, "%s: expected true or false, got '%s'", k->name, value);
+		return 0;
+	case K_ENUM:
+		for (int i = 0; k->choices[i]; i++) {
+			if (strcasecmp(value, k->choices[i]) == 0) {
+				*(int *)field = i;
+				return 0;
+			}
+		}
+		return fail(err, err_len, "%s: expected %s", k->name, k->help);
+	case K_FLOATS:
+		if (parse_floats(value, (float *)field) != 0)
+			return fail(err, err_len, "%s: expected 1 to 4 comma-separated numbers, got '%s'",
+				    k->name, value);
+		return 0;
+	case K_STRING:
+		if (strlen(value) >= sizeof(cfg->source.extensions))
+			return fail(err, err_len, "%s: value too long: '%s'", k->name, value);
+		strcpy(field, value);
+		return 0;
+	}
+	return RF_ECONFIG;
+}
+
+int rf_config_set(rf_config *cfg, const char *key, const char *value, char *err, size_t err_len)
+{
+	if (!cfg || !key || !value)
+		return fail(err, err_len, "%s%s", "missing key or value", "");
+	const struct key_def *k = find_key(key);
+	if (!k)
+		return fail(err, err_len, "unknown key '%s'%s", key, "");
+	if (value[0] == '\0' && k->type != K_STRING)
+		return fail(err, err_len, "%s: empty value%s", k->name, "");
+	rf_config tmp = *cfg;
+	int rc = set_value(&tmp, k, value, err, err_len);
+	if (rc == 0)
+		*cfg = tmp;
+	return rc;
+}
+
+struct ini_ctx {
+	rf_config cfg;
+	char msg[256];
+};
+
+static int on_ini_entry(void *user, const char *section, const char *name, const char *value)
+{
+	struct ini_ctx *ctx = user;
+	char key[128];
+	if (snprintf(key, sizeof(key), "%s.%s", section, name) >= (int)sizeof(key)) {
+		snprintf(ctx->msg, sizeof(ctx->msg), "key too long");
+		return 0;
+	}
+	if (!section[0]) {
+		snprintf(ctx->msg, sizeof(ctx->msg), "key '%s' outside any [section]", name);
+		return 0;
+	}
+	return rf_config_set(&ctx->cfg, key, value, ctx->msg, sizeof(ctx->msg)) == 0;
+}
+
+int rf_config_load(rf_config *cfg, const char *path, char *err, size_t err_len)
+{
+	struct ini_ctx *ctx = malloc(sizeof(*ctx));
+	if (!ctx)
+		return RF_ENOMEM;
+	ctx->cfg = *cfg;
+	ctx->msg[0] = '\0';
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		int e = errno;
+		free(ctx);
+		return fail(err, err_len, "%s: %s", path, strerror(e));
+	}
+	int line = ini_parse_file(f, on_ini_entry, ctx);
+	fclose(f);
+	int rc = 0;
+	if (line != 0) {
+		char where[64];
+		snprintf(where, sizeof(where), "%d", line);
+		if (err && err_len)
+			snprintf(err, err_len, "%s:%s: %s", path, where,
+				 ctx->msg[0] ? ctx->msg : "syntax error (expected [section] or key = value)");
+		rc = RF_ECONFIG;
+	} else {
+		*cfg = ctx->cfg;
+	}
+	free(ctx);
+	return rc;
+}
+
+int rf_config_validate(const rf_config *cfg, char *err, size_t err_len)
+{
+	if (!cfg)
+		return fail(err, err_len, "%s%s", "no config", "");
+	rf_config probe = *cfg;
+	char num[32];
+	/* Every numeric key must be in its range, whichever way it was set. */
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		const struct key_def *k = &keys[i];
+		const char *field = (const char *)cfg + k->offset;
+		if (k->type == K_INT || k->type == K_INT_AUTO) {
+			int v = *(const int *)field;
+			if (k->type == K_INT_AUTO && v == 0)
+				continue;
+			snprintf(num, sizeof(num), "%d", v);
+			if (set_value(&probe, k, num, err, err_len) != 0)
+				return RF_ECONFIG;
+		} else if (k->type == K_U64 && *(const uint64_t *)field == 0) {
+			return fail(err, err_len, "%s: must be at least 1%s", k->name, "");
+		} else if (k->type == K_ENUM) {
+			int v = *(const int *)field;
+			int n = 0;
+			while (k->choices[n])
+				n++;
+			if (v < 0 || v >= n)
+				return fail(err, err_len, "%s: expected %s", k->name, k->help);
+		}
+	}
+	if (cfg->output.channels == 2)
+		return fail(err, err_len, "output.channels: expected 1, 3 or 4, got %s%s", "2", "");
+	for (int c = 0; c < 4; c++)
+		if (!(cfg->output.std[c] != 0.0f))
+			return fail(err, err_len, "output.std: must not be zero%s%s", "", "");
+	uint64_t slot = (uint64_t)cfg->output.width * cfg->output.height * cfg->output.channels *
+			(cfg->output.layout == RF_LAYOUT_NCHW_F32 ? 4 : 1);
+	if (slot * (uint64_t)cfg->batch.size > (1ull << 32))
+		return fail(err, err_len, "batch.size: a batch of this output shape exceeds 4 GiB%s%s", "", "");
+	return 0;
+}

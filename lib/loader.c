@@ -1,0 +1,104 @@
+/* What every loader backend shares: taking inputs, checking files, handing items on. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "clock.h"
+#include "pipeline.h"
+
+void rf__item_fail(rf__item *item, int code, const char *fmt, ...)
+{
+	if (item->status != 0)
+		return; /* keep the first reason */
+	item->status = code;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(item->reason, sizeof(item->reason), fmt, ap);
+	va_end(ap);
+}
+
+rf__item *rf__loader_take_item(rf_pipeline *p, bool wait, int *rc)
+{
+	void *v = NULL;
+	uint64_t t = rf__now_ns();
+	*rc = wait ? rf__queue_pop(&p->free_items, &v) : rf__queue_try_pop(&p->free_items, &v);
+	if (wait)
+		rf__count(&p->stage[RF_STAGE_LOADER].blocked_ns, rf__now_ns() - t);
+	if (*rc != 0)
+		return NULL;
+	rf__item *item = v;
+	size_t index = atomic_fetch_add(&p->next_input, 1);
+	if (index >= p->source.count) {
+		rf__queue_try_push(&p->free_items, item);
+		*rc = RF_EOF;
+		return NULL;
+	}
+	item->seq = index;
+	item->status = 0;
+	item->reason[0] = '\0';
+	item->len = 0;
+	item->size = 0;
+	item->fd = -1;
+	item->pending = 0;
+	return item;
+}
+
+static const char *file_kind(unsigned mode)
+{
+	if (S_ISDIR(mode))
+		return "a directory";
+	if (S_ISFIFO(mode))
+		return "a FIFO";
+	if (S_ISCHR(mode))
+		return "a character device";
+	if (S_ISBLK(mode))
+		return "a block device";
+	if (S_ISSOCK(mode))
+		return "a socket";
+	return "not a regular file";
+}
+
+bool rf__loader_check_file(rf_pipeline *p, rf__item *item, unsigned mode, uint64_t size)
+{
+	if (!S_ISREG(mode)) {
+		rf__item_fail(item, RF_EIO, "not a regular file: %s", file_kind(mode));
+		return false;
+	}
+	if (size > p->cfg.limits.max_file_bytes) {
+		rf__item_fail(item, RF_ETOOBIG, "file is %llu bytes, over limits.max_file_bytes %llu",
+			      (unsigned long long)size, (unsigned long long)p->cfg.limits.max_file_bytes);
+		return false;
+	}
+	item->size = size;
+	return true;
+}
+
+bool rf__loader_reserve(rf__item *item)
+{
+	if (item->cap >= item->size && item->data)
+		return true;
+	/* The old contents are not needed: free + malloc avoids realloc's copy. */
+	free(item->data);
+	item->cap = item->size > 4096 ? item->size : 4096;
+	item->data = malloc(item->cap);
+	if (!item->data) {
+		item->cap = 0;
+		rf__item_fail(item, RF_ENOMEM, "out of memory for a %llu-byte file", (unsigned long long)item->size);
+		return false;
+	}
+	return true;
+}
+
+int rf__loader_deliver(rf_pipeline *p, rf__item *item)
+{
+	rf__stage_counters *st = &p->stage[RF_STAGE_LOADER];
+	if (item->status == 0)
+		rf__count(&p->bytes_read, item->len);
+	rf__count(&st->items, 1);
+	uint64_t t = rf__now_ns();
+	int rc = rf__queue_push(&p->decode_queue, item);
+	rf__count(&st->blocked_ns, rf__now_ns() - t);
+	return rc;
+}

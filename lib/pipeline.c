@@ -1,0 +1,309 @@
+/* Pipeline lifecycle: create, add inputs, start threads, pull batches, cancel, close. */
+#include "pipeline.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "clock.h"
+
+/* Upper bound on the bytes of decoded staging pixels held by preallocated items. */
+#define STAGING_BYTES_MAX ((size_t)512 << 20)
+
+static int online_cpus(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (int)n : 1;
+}
+
+int rf_pipeline_create(rf_pipeline **out, const rf_config *cfg)
+{
+	if (!out || !cfg)
+		return RF_EINVAL;
+	*out = NULL;
+	if (rf_config_validate(cfg, NULL, 0) != 0)
+		return RF_ECONFIG;
+	rf_pipeline *p = calloc(1, sizeof(*p));
+	if (!p)
+		return RF_ENOMEM;
+	p->cfg = *cfg;
+	rf__source_init(&p->source, cfg->source.extensions);
+	pthread_mutex_init(&p->error_lock, NULL);
+	atomic_init(&p->state, RF_STATE_CREATED);
+	*out = p;
+	return 0;
+}
+
+int rf_pipeline_add(rf_pipeline *p, const char *input)
+{
+	if (!p || !input)
+		return RF_EINVAL;
+	if (atomic_load(&p->state) != RF_STATE_CREATED)
+		return RF_ESTATE;
+	int rc = rf__source_add(&p->source, input);
+	if (rc != 0) {
+		pthread_mutex_lock(&p->error_lock);
+		snprintf(p->error, sizeof(p->error), "%s",
+			 p->source.error[0] ? p->source.error : rf_strerror(rc));
+		pthread_mutex_unlock(&p->error_lock);
+	}
+	return rc;
+}
+
+size_t rf_pipeline_item_count(const rf_pipeline *p)
+{
+	return p ? p->source.count : 0;
+}
+
+void rf__pipeline_fail(rf_pipeline *p, int code, const char *fmt, ...)
+{
+	pthread_mutex_lock(&p->error_lock);
+	if (p->fatal_code == 0) {
+		p->fatal_code = code;
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(p->error, sizeof(p->error), fmt, ap);
+		va_end(ap);
+	}
+	pthread_mutex_unlock(&p->error_lock);
+	rf_pipeline_cancel(p);
+}
+
+const char *rf_pipeline_error(const rf_pipeline *p)
+{
+	return p ? p->error : "";
+}
+
+/* Resolves auto values and sizes the pools from the config. */
+static int size_pipeline(rf_pipeline *p)
+{
+	rf_config *c = &p->cfg;
+	p->decoder_threads = c->decoder.threads ? c->decoder.threads : online_cpus();
+	p->loader_threads = c->loader.threads;
+	size_t queue_depth = c->pipeline.queue_depth ? (size_t)c->pipeline.queue_depth
+						     : (size_t)(4 * p->decoder_threads + 8);
+	size_t staging = (size_t)c->output.width * c->output.height * c->output.channels;
+	size_t items = (size_t)p->loader_threads * c->loader.io_depth + queue_depth +
+		       2 * (size_t)p->decoder_threads + 16;
+	size_t items_floor = (size_t)p->loader_threads + 2 * (size_t)p->decoder_threads + 2;
+	if (items * staging > STAGING_BYTES_MAX)
+		items = STAGING_BYTES_MAX / staging;
+	if (items < items_floor)
+		items = items_floor;
+	p->item_count = items;
+	p->items = calloc(items, sizeof(*p->items));
+	if (!p->items)
+		return RF_ENOMEM;
+	int rc = rf__queue_init(&p->free_items, items, 1);
+	if (rc == 0)
+		rc = rf__queue_init(&p->decode_queue, queue_depth, p->loader_threads);
+	for (size_t i = 0; rc == 0 && i < items; i++) {
+		p->items[i].fd = -1;
+		p->items[i].pixels = malloc(staging);
+		if (!p->items[i].pixels)
+			rc = RF_ENOMEM;
+		else
+			rf__queue_try_push(&p->free_items, &p->items[i]);
+	}
+	size_t batches = (size_t)c->pipeline.prefetch_batches + (size_t)c->infer.threads +
+			 (size_t)p->decoder_threads + 1;
+	if (rc == 0)
+		rc = rf__batcher_init(&p->batcher, p, c, batches, items);
+	rf__converter_init(&p->converter, c);
+	return rc;
+}
+
+/* Picks the loader backend; auto falls back to pread when no ring can be made. */
+static int choose_backend(rf_pipeline *p)
+{
+	char why[128] = "";
+	switch (p->cfg.loader.backend) {
+	case RF_BACKEND_PREAD:
+		p->backend = RF_BACKEND_PREAD;
+		snprintf(p->backend_name, sizeof(p->backend_name), "pread");
+		return 0;
+	case RF_BACKEND_IO_URING:
+		if (rf__uring_probe(why, sizeof(why)) != 0) {
+			rf__pipeline_fail(p, RF_ESYS, "loader.backend = io_uring: %s", why);
+			return RF_ESYS;
+		}
+		break;
+	case RF_BACKEND_AUTO:
+		if (rf__uring_probe(why, sizeof(why)) != 0) {
+			p->backend = RF_BACKEND_PREAD;
+			snprintf(p->backend_name, sizeof(p->backend_name), "pread (io_uring unavailable: %s)", why);
+			return 0;
+		}
+		break;
+	}
+	p->backend = RF_BACKEND_IO_URING;
+	snprintf(p->backend_name, sizeof(p->backend_name), "io_uring");
+	return 0;
+}
+
+int rf__pipeline_prepare(rf_pipeline *p)
+{
+	int rc = size_pipeline(p);
+	return rc == 0 ? choose_backend(p) : rc;
+}
+
+static void thread_exit_counters(rf__stage_counters *st, uint64_t started)
+{
+	rf__count(&st->lifetime_ns, rf__now_ns() - started);
+	atomic_fetch_sub(&st->running, 1);
+}
+
+static void *loader_main(void *arg)
+{
+	rf_pipeline *p = arg;
+	uint64_t started = rf__now_ns();
+	if (p->backend == RF_BACKEND_IO_URING)
+		rf__loader_uring_run(p);
+	else
+		rf__loader_pread_run(p);
+	rf__queue_producer_done(&p->decode_queue);
+	thread_exit_counters(&p->stage[RF_STAGE_LOADER], started);
+	return NULL;
+}
+
+static void *decoder_main(void *arg)
+{
+	rf_pipeline *p = arg;
+	uint64_t started = rf__now_ns();
+	rf__decoder_run(p);
+	thread_exit_counters(&p->stage[RF_STAGE_DECODER], started);
+	return NULL;
+}
+
+static int spawn(rf_pipeline *p, void *(*fn)(void *), rf__stage_counters *st)
+{
+	atomic_fetch_add(&st->threads, 1);
+	atomic_fetch_add(&st->running, 1);
+	if (pthread_create(&p->threads[p->thread_count], NULL, fn, p) != 0) {
+		atomic_fetch_sub(&st->threads, 1);
+		atomic_fetch_sub(&st->running, 1);
+		return RF_ESYS;
+	}
+	p->thread_count++;
+	return 0;
+}
+
+int rf_pipeline_start(rf_pipeline *p)
+{
+	if (!p)
+		return RF_EINVAL;
+	if (atomic_load(&p->state) != RF_STATE_CREATED)
+		return RF_ESTATE;
+	if (atomic_load(&p->canceled))
+		return RF_ECANCELED;
+	int rc = rf__pipeline_prepare(p);
+	if (rc == 0 && !(p->threads = calloc((size_t)(p->loader_threads + p->decoder_threads), sizeof(pthread_t))))
+		rc = RF_ENOMEM;
+	if (rc != 0)
+		return rc;
+	p->start_ns = rf__now_ns();
+	atomic_store(&p->decoders_running, p->decoder_threads);
+	atomic_store(&p->state, RF_STATE_RUNNING);
+	for (int i = 0; rc == 0 && i < p->decoder_threads; i++)
+		rc = spawn(p, decoder_main, &p->stage[RF_STAGE_DECODER]);
+	for (int i = 0; rc == 0 && i < p->loader_threads; i++)
+		rc = spawn(p, loader_main, &p->stage[RF_STAGE_LOADER]);
+	if (rc != 0)
+		rf__pipeline_fail(p, rc, "cannot start stage threads");
+	return rc;
+}
+
+static void mark_ended(rf_pipeline *p)
+{
+	uint64_t zero = 0;
+	atomic_compare_exchange_strong(&p->end_ns, &zero, rf__now_ns());
+}
+
+int rf__pipeline_fatal(rf_pipeline *p)
+{
+	pthread_mutex_lock(&p->error_lock);
+	int code = p->fatal_code;
+	pthread_mutex_unlock(&p->error_lock);
+	return code;
+}
+
+static int stopped_code(rf_pipeline *p)
+{
+	int code = rf__pipeline_fatal(p);
+	return code ? code : RF_ECANCELED;
+}
+
+int rf_pipeline_next(rf_pipeline *p, rf_batch **out)
+{
+	if (!p || !out)
+		return RF_EINVAL;
+	*out = NULL;
+	if (atomic_load(&p->state) == RF_STATE_CREATED)
+		return RF_ESTATE;
+	if (atomic_load(&p->canceled))
+		return stopped_code(p);
+	rf__stage_counters *st = &p->stage[RF_STAGE_INFER];
+	void *v = NULL;
+	uint64_t t = rf__now_ns();
+	int rc = rf__queue_pop(&p->batcher.ready, &v);
+	uint64_t now = rf__now_ns();
+	rf__count(&st->starved_ns, now - t);
+	if (rc == RF_EOF) {
+		mark_ended(p);
+		return RF_EOF;
+	}
+	if (rc != 0)
+		return stopped_code(p);
+	rf_batch *b = v;
+	b->handed_ns = now;
+	rf__count(&st->items, b->count);
+	*out = b;
+	return 0;
+}
+
+void rf_batch_release(rf_batch *b)
+{
+	if (!b)
+		return;
+	rf_pipeline *p = b->owner;
+	rf__count(&p->stage[RF_STAGE_INFER].busy_ns, rf__now_ns() - b->handed_ns);
+	rf__batcher_release(&p->batcher, b);
+}
+
+void rf_pipeline_cancel(rf_pipeline *p)
+{
+	if (!p || atomic_exchange(&p->canceled, true))
+		return;
+	if (atomic_load(&p->state) != RF_STATE_RUNNING)
+		return;
+	mark_ended(p);
+	rf__queue_cancel(&p->free_items);
+	rf__queue_cancel(&p->decode_queue);
+	rf__batcher_cancel(&p->batcher);
+}
+
+void rf_pipeline_close(rf_pipeline *p)
+{
+	if (!p)
+		return;
+	if (atomic_load(&p->state) == RF_STATE_RUNNING) {
+		rf_pipeline_cancel(p);
+		for (int i = 0; i < p->thread_count; i++)
+			pthread_join(p->threads[i], NULL);
+	}
+	atomic_store(&p->state, RF_STATE_ENDED);
+	rf__batcher_destroy(&p->batcher);
+	rf__queue_destroy(&p->decode_queue);
+	rf__queue_destroy(&p->free_items);
+	for (size_t i = 0; p->items && i < p->item_count; i++) {
+		free(p->items[i].data);
+		free(p->items[i].pixels);
+	}
+	free(p->items);
+	free(p->threads);
+	rf__source_destroy(&p->source);
+	pthread_mutex_destroy(&p->error_lock);
+	free(p);
+}

@@ -1,0 +1,129 @@
+/*
+ * Pipeline internals shared by the core (lib/) and the stages (stages/).
+ *
+ * Items are preallocated (pipeline.items) and circulate: free_items ->
+ * loader -> decode queue -> decoder -> batcher -> free_items. Batches are
+ * preallocated in the batcher's pool and circulate: pool -> batcher (filling)
+ * -> ready queue -> consumer -> pool. Nothing is allocated per image once the
+ * buffers have grown to the data set's sizes.
+ */
+#ifndef RF_LIB_PIPELINE_H
+#define RF_LIB_PIPELINE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "batcher.h"
+#include "decode.h"
+#include "queue.h"
+#include "ringfeed/ringfeed.h"
+#include "source.h"
+
+#define RF_REASON_MAX 200
+
+typedef struct rf__item {
+	uint64_t seq; /* input index */
+	int status;   /* 0 or an RF_E* code; reason says why */
+	char reason[RF_REASON_MAX];
+	uint8_t *data; /* compressed bytes: len used, cap allocated */
+	size_t len, cap;
+	uint8_t *pixels; /* HWC u8 output of the decoder */
+	/* Loader scratch. */
+	int fd;
+	int pending; /* operations in flight for this item */
+	uint64_t size;
+	void *loader_state; /* backend-specific, e.g. a struct statx */
+} rf__item;
+
+/*
+ * Counters of one stage, summed over its threads. Loader and decoder threads
+ * are busy whenever they are neither starved nor blocked, so their busy time
+ * is derived from thread lifetimes; the inference stage measures busy time
+ * directly (from handing out a batch to its release).
+ */
+typedef struct rf__stage_counters {
+	_Atomic int threads;  /* started */
+	_Atomic int running;  /* not yet exited */
+	_Atomic uint64_t items;
+	_Atomic uint64_t lifetime_ns; /* of exited threads */
+	_Atomic uint64_t busy_ns;     /* measured directly (inference stage) */
+	_Atomic uint64_t starved_ns;
+	_Atomic uint64_t blocked_ns;
+} rf__stage_counters;
+
+enum rf__state { RF_STATE_CREATED, RF_STATE_RUNNING, RF_STATE_ENDED };
+
+struct rf_pipeline {
+	rf_config cfg;
+	rf__source source;
+	_Atomic int state;
+	_Atomic bool canceled;
+
+	rf__item *items;
+	size_t item_count;
+	rf__queue free_items;
+	rf__queue decode_queue;
+	rf__batcher batcher;
+	rf__converter converter;
+
+	_Atomic size_t next_input; /* next source index to hand to a loader */
+	rf_backend backend;        /* resolved: io_uring or pread */
+	char backend_name[160];
+
+	pthread_t *threads;
+	int thread_count;
+	int loader_threads, decoder_threads;
+	_Atomic int decoders_running;
+
+	rf__stage_counters stage[RF_STAGE_COUNT];
+	_Atomic uint64_t bytes_read;
+	uint64_t start_ns;
+	_Atomic uint64_t end_ns;         /* 0 while running */
+	_Atomic uint64_t first_batch_ns; /* 0 until the first batch is ready */
+
+	pthread_mutex_t error_lock;
+	int fatal_code; /* first fatal error (RF_EITEM, RF_EUSER, ...), 0 if none */
+	char error[512];
+};
+
+/* Sizes pools and queues and picks the loader backend (rf_pipeline_start's
+ * first step; tests call it to drive a stage by hand). */
+int rf__pipeline_prepare(rf_pipeline *p);
+/* Records the first fatal error and cancels the run. */
+void rf__pipeline_fail(rf_pipeline *p, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* The first fatal error's code, 0 if none. */
+int rf__pipeline_fatal(rf_pipeline *p);
+/* Per-item failure: status and reason on the item (the batcher reports it). */
+void rf__item_fail(rf__item *item, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/*
+ * Loader side. rf__loader_take_item hands out a free item bound to the next
+ * input: with wait, blocks for a free item (time counted as blocked); without,
+ * returns NULL with *rc = RF_ETIMEDOUT if none is free. Returns NULL with
+ * *rc = RF_EOF when every input has been taken, RF_ECANCELED on cancel.
+ */
+rf__item *rf__loader_take_item(rf_pipeline *p, bool wait, int *rc);
+/* Checks what stat said before reading: regular file, under max_file_bytes.
+ * Returns false with the item failed otherwise. */
+bool rf__loader_check_file(rf_pipeline *p, rf__item *item, unsigned mode, uint64_t size);
+/* Makes room for item->size bytes; false with the item failed if out of memory. */
+bool rf__loader_reserve(rf__item *item);
+/* Hands a loaded (or failed) item to the decoders. 0 or RF_ECLOSED. */
+int rf__loader_deliver(rf_pipeline *p, rf__item *item);
+
+/* Stage thread bodies (stages/). */
+void rf__loader_uring_run(rf_pipeline *p);
+void rf__loader_pread_run(rf_pipeline *p);
+void rf__decoder_run(rf_pipeline *p);
+/* 0 if this process can create an io_uring, else RF_ESYS with why filled. */
+int rf__uring_probe(char *why, size_t why_len);
+
+static inline void rf__count(_Atomic uint64_t *counter, uint64_t v)
+{
+	atomic_fetch_add_explicit(counter, v, memory_order_relaxed);
+}
+
+#endif

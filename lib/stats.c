@@ -1,0 +1,79 @@
+/* rf_pipeline_stats: a consistent-enough snapshot of the counters at any time. */
+#include <string.h>
+
+#include "clock.h"
+#include "pipeline.h"
+
+static const char *const stage_names[RF_STAGE_COUNT] = {"loader", "decoder", "infer"};
+static const char *const queue_names[RF_QUEUE_COUNT] = {"free_items", "decode", "ready"};
+
+static double seconds(_Atomic uint64_t *ns)
+{
+	return rf__seconds(atomic_load_explicit(ns, memory_order_relaxed));
+}
+
+static void stage_stats(rf_pipeline *p, int i, uint64_t now, rf_stage_stats *out)
+{
+	rf__stage_counters *c = &p->stage[i];
+	out->name = stage_names[i];
+	out->threads = atomic_load(&c->threads);
+	out->items = atomic_load(&c->items);
+	out->starved_seconds = seconds(&c->starved_ns);
+	out->blocked_seconds = seconds(&c->blocked_ns);
+	if (i == RF_STAGE_INFER) {
+		out->busy_seconds = seconds(&c->busy_ns);
+		return;
+	}
+	uint64_t alive = atomic_load(&c->lifetime_ns) + (uint64_t)atomic_load(&c->running) * (now - p->start_ns);
+	double busy = rf__seconds(alive) - out->starved_seconds - out->blocked_seconds;
+	out->busy_seconds = busy > 0 ? busy : 0;
+}
+
+static void queue_stats(rf__queue *q, const char *name, rf_queue_stats *out)
+{
+	rf__queue_snapshot snap = {0};
+	if (q->slots)
+		rf__queue_snapshot_get(q, &snap);
+	*out = (rf_queue_stats){.name = name, .capacity = snap.capacity, .depth = snap.depth, .peak_depth = snap.peak};
+}
+
+int rf_pipeline_stats(rf_pipeline *p, rf_stats *out)
+{
+	if (!p || !out)
+		return RF_EINVAL;
+	memset(out, 0, sizeof(*out));
+	out->total = p->source.count;
+	out->loader_backend = p->backend_name;
+	out->first_batch_seconds = -1;
+	if (atomic_load(&p->state) == RF_STATE_CREATED)
+		return 0;
+	uint64_t now = rf__now_ns();
+	uint64_t end = atomic_load(&p->end_ns);
+	uint64_t stop = end ? end : now;
+	rf__batcher *b = &p->batcher;
+	pthread_mutex_lock(&b->lock);
+	out->ok = b->ok;
+	out->failed = b->failed;
+	out->dropped = b->dropped;
+	out->batches = b->shipped;
+	pthread_mutex_unlock(&b->lock);
+	out->items = out->ok + out->failed + out->dropped;
+	out->bytes_read = atomic_load(&p->bytes_read);
+	out->wall_seconds = rf__seconds(stop - p->start_ns);
+	if (out->wall_seconds > 0) {
+		out->items_per_second = (double)out->items / out->wall_seconds;
+		out->mb_per_second = (double)out->bytes_read / out->wall_seconds / 1e6;
+	}
+	uint64_t first = atomic_load(&p->first_batch_ns);
+	if (first)
+		out->first_batch_seconds = rf__seconds(first - p->start_ns);
+	for (int i = 0; i < RF_STAGE_COUNT; i++)
+		stage_stats(p, i, stop, &out->stages[i]);
+	rf_stage_stats *infer = &out->stages[RF_STAGE_INFER];
+	double waited = infer->starved_seconds + infer->busy_seconds;
+	out->starved_fraction = waited > 0 ? infer->starved_seconds / waited : 0;
+	queue_stats(&p->free_items, queue_names[RF_QUEUE_FREE_ITEMS], &out->queues[RF_QUEUE_FREE_ITEMS]);
+	queue_stats(&p->decode_queue, queue_names[RF_QUEUE_DECODE], &out->queues[RF_QUEUE_DECODE]);
+	queue_stats(&b->ready, queue_names[RF_QUEUE_READY], &out->queues[RF_QUEUE_READY]);
+	return 0;
+}

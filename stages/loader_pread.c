@@ -1,0 +1,54 @@
+/*
+ * Loader backend without io_uring: open, fstat and pread on the loader
+ * thread itself. Latency is hidden only by running more loader threads.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "pipeline.h"
+
+static void read_item(rf_pipeline *p, rf__item *item)
+{
+	const char *path = p->source.paths[item->seq];
+	/* O_NONBLOCK: opening a FIFO must not wait for a writer. */
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		rf__item_fail(item, RF_EIO, "open: %s", strerror(errno));
+		return;
+	}
+	struct stat st;
+	if (fstat(fd, &st) != 0) {
+		rf__item_fail(item, RF_EIO, "stat: %s", strerror(errno));
+	} else if (rf__loader_check_file(p, item, st.st_mode, (uint64_t)st.st_size) && rf__loader_reserve(item)) {
+		fcntl(fd, F_SETFL, 0);
+		while (item->len < item->size) {
+			ssize_t n = pread(fd, item->data + item->len, item->size - item->len, (off_t)item->len);
+			if (n < 0 && (errno == EINTR || errno == EAGAIN))
+				continue;
+			if (n < 0) {
+				rf__item_fail(item, RF_EIO, "read: %s", strerror(errno));
+				break;
+			}
+			if (n == 0)
+				break; /* shrank since fstat: the decoder judges what is there */
+			item->len += (size_t)n;
+		}
+	}
+	close(fd);
+}
+
+void rf__loader_pread_run(rf_pipeline *p)
+{
+	for (;;) {
+		int rc;
+		rf__item *item = rf__loader_take_item(p, true, &rc);
+		if (!item)
+			return;
+		read_item(p, item);
+		if (rf__loader_deliver(p, item) != 0)
+			return;
+	}
+}

@@ -1,0 +1,248 @@
+/*
+ * io_uring loader: each loader thread owns one ring and keeps up to
+ * loader.io_depth files in flight. Per file: openat and statx go out together
+ * (opening never waits behind reads), then one read of the whole file,
+ * continued on short reads, then a close that nobody waits for. Submissions
+ * are batched: every SQE prepared in a pass goes to the kernel in one
+ * io_uring_submit_and_wait_timeout call, which also reaps.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <liburing.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "pipeline.h"
+
+enum op { OP_OPEN = 1, OP_STATX, OP_READ, OP_CLOSE };
+#define OP_BITS 3
+#define OP_MASK ((1u << OP_BITS) - 1)
+/* How often a waiting loader looks at the cancel flag. */
+#define WAIT_SLICE_NS 20000000LL
+
+/* One file in flight. */
+struct request {
+	rf__item *item;
+	struct statx stx;
+	int open_res, stat_res;
+	int pending; /* open + statx outstanding */
+};
+
+struct loader {
+	rf_pipeline *p;
+	struct io_uring ring;
+	struct request *reqs;
+	int *free_reqs;
+	int free_count, depth;
+	int ops; /* SQEs submitted and not yet completed */
+	bool out_of_inputs;
+};
+
+int rf__uring_probe(char *why, size_t why_len)
+{
+	struct io_uring ring;
+	int rc = io_uring_queue_init(4, &ring, 0);
+	if (rc < 0) {
+		snprintf(why, why_len, "io_uring_queue_init: %s", strerror(-rc));
+		return RF_ESYS;
+	}
+	struct io_uring_probe *probe = io_uring_get_probe_ring(&ring);
+	static const int needed[] = {IORING_OP_OPENAT, IORING_OP_STATX, IORING_OP_READ, IORING_OP_CLOSE};
+	rc = 0;
+	for (size_t i = 0; probe && i < sizeof(needed) / sizeof(needed[0]); i++)
+		if (!io_uring_opcode_supported(probe, needed[i]))
+			rc = RF_ESYS;
+	if (!probe || rc != 0)
+		snprintf(why, why_len, "kernel lacks io_uring openat/statx/read/close");
+	io_uring_free_probe(probe);
+	io_uring_queue_exit(&ring);
+	return probe ? rc : RF_ESYS;
+}
+
+static struct io_uring_sqe *get_sqe(struct loader *l)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&l->ring);
+	if (!sqe) {
+		/* SQ ring full: push what is queued to the kernel and retry. */
+		io_uring_submit(&l->ring);
+		sqe = io_uring_get_sqe(&l->ring);
+	}
+	return sqe;
+}
+
+static void queue_op(struct loader *l, int req, enum op op)
+{
+	struct request *r = &l->reqs[req];
+	rf__item *item = r->item;
+	const char *path = l->p->source.paths[item->seq];
+	struct io_uring_sqe *sqe = get_sqe(l);
+	switch (op) {
+	case OP_OPEN:
+		/* O_NONBLOCK: a FIFO must not block the open; cleared before reading. */
+		io_uring_prep_openat(sqe, AT_FDCWD, path, O_RDONLY | O_NONBLOCK | O_CLOEXEC, 0);
+		break;
+	case OP_STATX:
+		io_uring_prep_statx(sqe, AT_FDCWD, path, 0, STATX_TYPE | STATX_SIZE, &r->stx);
+		break;
+	case OP_READ:
+		io_uring_prep_read(sqe, item->fd, item->data + item->len, (unsigned)(item->size - item->len),
+				   item->len);
+		break;
+	case OP_CLOSE:
+		break;
+	}
+	io_uring_sqe_set_data64(sqe, ((uint64_t)req << OP_BITS) | op);
+	l->ops++;
+}
+
+/* Closes fd without waiting for the result. */
+static void queue_close(struct loader *l, int fd)
+{
+	struct io_uring_sqe *sqe = get_sqe(l);
+	io_uring_prep_close(sqe, fd);
+	io_uring_sqe_set_data64(sqe, OP_CLOSE);
+	l->ops++;
+}
+
+/* The file is read (or has failed): close it and pass the item on. */
+static void finish(struct loader *l, int req)
+{
+	rf__item *item = l->reqs[req].item;
+	if (item->fd >= 0)
+		queue_close(l, item->fd);
+	item->fd = -1;
+	l->free_reqs[l->free_count++] = req;
+	if (atomic_load(&l->p->canceled))
+		return;
+	rf__loader_deliver(l->p, item);
+}
+
+/* Both openat and statx are back: check the file and start reading it. */
+static void opened(struct loader *l, int req)
+{
+	struct request *r = &l->reqs[req];
+	rf__item *item = r->item;
+	if (r->open_res >= 0)
+		item->fd = r->open_res;
+	if (r->open_res < 0)
+		rf__item_fail(item, RF_EIO, "open: %s", strerror(-r->open_res));
+	else if (r->stat_res < 0)
+		rf__item_fail(item, RF_EIO, "stat: %s", strerror(-r->stat_res));
+	if (item->status != 0 || !rf__loader_check_file(l->p, item, r->stx.stx_mode, r->stx.stx_size) ||
+	    item->size == 0 || !rf__loader_reserve(item) || atomic_load(&l->p->canceled)) {
+		finish(l, req);
+		return;
+	}
+	fcntl(item->fd, F_SETFL, 0);
+	queue_op(l, req, OP_READ);
+}
+
+static void completed(struct loader *l, uint64_t data, int res)
+{
+	enum op op = (enum op)(data & OP_MASK);
+	int req = (int)(data >> OP_BITS);
+	l->ops--;
+	if (op == OP_CLOSE)
+		return;
+	struct request *r = &l->reqs[req];
+	rf__item *item = r->item;
+	if (res == -EAGAIN || res == -EINTR) {
+		queue_op(l, req, op);
+		return;
+	}
+	if (op == OP_OPEN || op == OP_STATX) {
+		*(op == OP_OPEN ? &r->open_res : &r->stat_res) = res;
+		if (--r->pending == 0)
+			opened(l, req);
+		return;
+	}
+	if (res < 0)
+		rf__item_fail(item, RF_EIO, "read: %s", strerror(-res));
+	else
+		item->len += (size_t)res;
+	/* res == 0 before size: the file shrank since statx; the decoder judges what is there. */
+	if (res > 0 && item->len < item->size && !atomic_load(&l->p->canceled))
+		queue_op(l, req, OP_READ);
+	else
+		finish(l, req);
+}
+
+/* Starts new files while there is room, inputs and free items. */
+static void fill(struct loader *l)
+{
+	while (!l->out_of_inputs && l->free_count > 0 && !atomic_load(&l->p->canceled)) {
+		bool idle = l->free_count == l->depth;
+		int rc;
+		rf__item *item = rf__loader_take_item(l->p, idle, &rc);
+		if (!item) {
+			if (rc != RF_ETIMEDOUT)
+				l->out_of_inputs = true;
+			return;
+		}
+		int req = l->free_reqs[--l->free_count];
+		l->reqs[req] = (struct request){.item = item, .pending = 2};
+		queue_op(l, req, OP_OPEN);
+		queue_op(l, req, OP_STATX);
+	}
+}
+
+static void reap(struct loader *l)
+{
+	struct io_uring_cqe *cqe;
+	unsigned head, n = 0;
+	io_uring_for_each_cqe(&l->ring, head, cqe)
+	{
+		completed(l, cqe->user_data, cqe->res);
+		n++;
+	}
+	io_uring_cq_advance(&l->ring, n);
+}
+
+static int loader_init(struct loader *l, rf_pipeline *p)
+{
+	*l = (struct loader){.p = p, .depth = p->cfg.loader.io_depth};
+	l->reqs = calloc((size_t)l->depth, sizeof(*l->reqs));
+	l->free_reqs = calloc((size_t)l->depth, sizeof(*l->free_reqs));
+	if (!l->reqs || !l->free_reqs) {
+		rf__pipeline_fail(p, RF_ENOMEM, "out of memory for the loader");
+		return RF_ENOMEM;
+	}
+	for (int i = 0; i < l->depth; i++)
+		l->free_reqs[l->free_count++] = l->depth - 1 - i;
+	/* Room for an open + statx per file and a close per finished file. */
+	unsigned entries = (unsigned)l->depth * 2 + 8;
+	struct io_uring_params params = {.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN};
+	int rc = io_uring_queue_init_params(entries, &l->ring, &params);
+	if (rc == -EINVAL) /* older kernel: no such flags */
+		rc = io_uring_queue_init(entries, &l->ring, 0);
+	if (rc < 0) {
+		rf__pipeline_fail(p, RF_ESYS, "io_uring_queue_init: %s", strerror(-rc));
+		return RF_ESYS;
+	}
+	return 0;
+}
+
+void rf__loader_uring_run(rf_pipeline *p)
+{
+	struct loader l;
+	if (loader_init(&l, p) == 0) {
+		for (;;) {
+			fill(&l);
+			if (l.ops == 0 && (l.out_of_inputs || atomic_load(&p->canceled)))
+				break;
+			struct io_uring_cqe *cqe;
+			struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = WAIT_SLICE_NS};
+			int rc = io_uring_submit_and_wait_timeout(&l.ring, &cqe, 1, &ts, NULL);
+			if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
+				rf__pipeline_fail(p, RF_ESYS, "io_uring_submit_and_wait: %s", strerror(-rc));
+				break;
+			}
+			reap(&l);
+		}
+		io_uring_queue_exit(&l.ring);
+	}
+	free(l.reqs);
+	free(l.free_reqs);
+}

@@ -1,0 +1,230 @@
+/* The ringfeed command: exit codes, JSON keys, error file, interruption. */
+#include <cjson/cJSON.h>
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "testfs.h"
+
+/* Runs the CLI with args through sh; returns the exit status; stderr into *err (malloc'd). */
+static int run_cli(const char *args, char **err)
+{
+	char *errfile = tfs_path("/tmp", "rf-cli-stderr-XXXXXX");
+	int fd = mkstemp(errfile);
+	cr_assert_geq(fd, 0);
+	close(fd);
+	char *cmd = NULL;
+	cr_assert_gt(asprintf(&cmd, "'%s' %s >/dev/null 2>'%s'", RF_CLI_PATH, args, errfile), 0);
+	int status = system(cmd);
+	free(cmd);
+	size_t len = 0;
+	uint8_t *text = tfs_read(errfile, &len);
+	unlink(errfile);
+	free(errfile);
+	if (err) {
+		*err = calloc(1, len + 1);
+		memcpy(*err, text, len);
+	}
+	free(text);
+	cr_assert(WIFEXITED(status), "the CLI did not exit normally");
+	return WEXITSTATUS(status);
+}
+
+static char *make_samples(int n)
+{
+	char *dir = tfs_mkdtemp();
+	char *cmd = NULL;
+	cr_assert_gt(asprintf(&cmd, "'%s' '%s/img' %d 7", RF_SAMPLES_PATH, dir, n), 0);
+	cr_assert_eq(system(cmd), 0);
+	free(cmd);
+	return dir;
+}
+
+Test(cli, usage_errors_exit_2)
+{
+	char *err = NULL;
+	cr_assert_eq(run_cli("", NULL), 2);
+	cr_assert_eq(run_cli("run", &err), 2);
+	cr_assert_not_null(strstr(err, "no input paths"), "%s", err);
+	free(err);
+	cr_assert_eq(run_cli("run --consumer bogus /tmp", &err), 2);
+	cr_assert_not_null(strstr(err, "unknown consumer"), "%s", err);
+	free(err);
+	cr_assert_eq(run_cli("run --frobnicate /tmp", NULL), 2);
+	cr_assert_eq(run_cli("run --set decoder.bogus=1 /tmp", &err), 2);
+	cr_assert_not_null(strstr(err, "decoder.bogus"), "%s", err);
+	free(err);
+	cr_assert_eq(run_cli("run --set decoder.threads=0 /tmp", &err), 2);
+	cr_assert_not_null(strstr(err, "decoder.threads"), "%s", err);
+	free(err);
+	cr_assert_eq(run_cli("run @/nonexistent/list.txt", &err), 2);
+	cr_assert_not_null(strstr(err, "/nonexistent/list.txt"), "%s", err);
+	free(err);
+	cr_assert_eq(run_cli("--version", NULL), 0);
+}
+
+Test(cli, bad_config_file_names_file_line_and_key)
+{
+	char *dir = tfs_mkdtemp();
+	const char ini[] = "[loader]\nthreads = 1\n\n[output]\nwidth = 224\nheigth = 10\n";
+	cr_assert_eq(tfs_write(dir, "bad.ini", ini, strlen(ini)), 0);
+	char *args = NULL, *err = NULL;
+	cr_assert_gt(asprintf(&args, "run --config '%s/bad.ini' '%s'", dir, dir), 0);
+	cr_assert_eq(run_cli(args, &err), 2);
+	cr_assert_not_null(strstr(err, "bad.ini:6"), "%s", err);
+	cr_assert_not_null(strstr(err, "output.heigth"), "%s", err);
+	free(err);
+	free(args);
+	tfs_rmtree(dir);
+	free(dir);
+}
+
+static cJSON *read_json(const char *path)
+{
+	size_t len = 0;
+	uint8_t *text = tfs_read(path, &len);
+	cr_assert_not_null(text, "no JSON written to %s", path);
+	cJSON *root = cJSON_ParseWithLength((const char *)text, len);
+	free(text);
+	cr_assert_not_null(root, "invalid JSON in %s", path);
+	return root;
+}
+
+static double number(const cJSON *obj, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+	cr_assert(cJSON_IsNumber(v), "key %s missing or not a number", key);
+	return v->valuedouble;
+}
+
+Test(cli, run_writes_json_and_error_records, .timeout = 120)
+{
+	char *dir = make_samples(40);
+	cr_assert_eq(tfs_write(dir, "img/zz-empty.jpg", "", 0), 0);
+	cr_assert_eq(tfs_write(dir, "img/zz-text.png", "hello, not a png", 16), 0);
+	char *args = NULL, *err = NULL;
+	cr_assert_gt(asprintf(&args, "run --set batch.size=8 --stats-json '%s/s.json' --errors '%s/e.tsv' '%s/img'",
+			      dir, dir, dir),
+		     0);
+	cr_assert_eq(run_cli(args, &err), 0, "stderr: %s", err);
+	free(err);
+	free(args);
+
+	char *json_path = tfs_path(dir, "s.json");
+	cJSON *root = read_json(json_path);
+	cr_assert_eq(number(root, "items"), 42);
+	cr_assert_eq(number(root, "ok"), 40);
+	cr_assert_eq(number(root, "failed"), 2);
+	cr_assert_gt(number(root, "wall_seconds"), 0);
+	cr_assert_gt(number(root, "items_per_second"), 0);
+	double starved = number(root, "starved_fraction");
+	cr_assert(starved >= 0 && starved <= 1);
+	cr_assert(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(root, "loader_backend")));
+	const cJSON *stages = cJSON_GetObjectItemCaseSensitive(root, "stages");
+	const char *stage_names[] = {"loader", "decoder", "infer"};
+	for (int i = 0; i < 3; i++) {
+		const cJSON *st = cJSON_GetObjectItemCaseSensitive(stages, stage_names[i]);
+		cr_assert_not_null(st, "stage %s missing", stage_names[i]);
+		const char *keys[] = {"threads", "items", "busy_seconds", "starved_seconds", "blocked_seconds"};
+		for (int k = 0; k < 5; k++)
+			number(st, keys[k]);
+	}
+	const cJSON *queues = cJSON_GetObjectItemCaseSensitive(root, "queues");
+	cr_assert(cJSON_IsObject(queues));
+	const cJSON *q;
+	int nq = 0;
+	cJSON_ArrayForEach(q, queues)
+	{
+		cr_assert_gt(number(q, "capacity"), 0);
+		number(q, "peak_depth");
+		nq++;
+	}
+	cr_assert_geq(nq, 2);
+	const char *arrays[] = {"channel_mean", "channel_std"};
+	for (int i = 0; i < 2; i++) {
+		const cJSON *a = cJSON_GetObjectItemCaseSensitive(root, arrays[i]);
+		cr_assert(cJSON_IsArray(a) && cJSON_GetArraySize(a) == 3, "%s", arrays[i]);
+		for (int c = 0; c < 3; c++) {
+			double v = cJSON_GetArrayItem(a, c)->valuedouble;
+			cr_assert(v > 0 && v < 255, "%s[%d] = %f", arrays[i], c, v);
+		}
+	}
+	cJSON_Delete(root);
+	free(json_path);
+
+	char *errors_path = tfs_path(dir, "e.tsv");
+	size_t len = 0;
+	char *errors = (char *)tfs_read(errors_path, &len);
+	errors = realloc(errors, len + 1);
+	errors[len] = '\0';
+	int lines = 0;
+	for (char *line = strtok(errors, "\n"); line; line = strtok(NULL, "\n")) {
+		char *tab = strchr(line, '\t');
+		cr_assert_not_null(tab, "line without a tab: %s", line);
+		cr_assert(strstr(line, "zz-empty.jpg") || strstr(line, "zz-text.png"), "%s", line);
+		cr_assert_gt(strlen(tab + 1), 0);
+		lines++;
+	}
+	cr_assert_eq(lines, 2);
+	free(errors);
+	free(errors_path);
+	tfs_rmtree(dir);
+	free(dir);
+}
+
+Test(cli, on_error_fail_exits_1, .timeout = 120)
+{
+	char *dir = make_samples(10);
+	cr_assert_eq(tfs_write(dir, "img/bad.jpg", "\xff\xd8\xff garbage", 12), 0);
+	char *args = NULL, *err = NULL;
+	cr_assert_gt(asprintf(&args, "run --quiet --set pipeline.on_error=fail '%s/img'", dir), 0);
+	cr_assert_eq(run_cli(args, &err), 1);
+	cr_assert_not_null(strstr(err, "bad.jpg"), "%s", err);
+	free(err);
+	free(args);
+	tfs_rmtree(dir);
+	free(dir);
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+Test(cli, sigint_stops_promptly_with_partial_stats, .timeout = 120)
+{
+	char *dir = make_samples(30);
+	char *json = tfs_path(dir, "partial.json"), *img = tfs_path(dir, "img");
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		freopen("/dev/null", "w", stdout);
+		freopen("/dev/null", "w", stderr);
+		/* A slow consumer: 30 batches of 1 at 200 ms each would take 6 s. */
+		execl(RF_CLI_PATH, RF_CLI_PATH, "run", "--consumer", "sleep", "--cost-ms", "200", "--set",
+		      "batch.size=1", "--stats-json", json, img, (char *)NULL);
+		_exit(127);
+	}
+	usleep(500000);
+	double t0 = now_s();
+	kill(pid, SIGINT);
+	int status;
+	waitpid(pid, &status, 0);
+	double elapsed = now_s() - t0;
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 130, "status %d", status);
+	cr_assert_lt(elapsed, 1.0, "took %.3f s to stop", elapsed);
+	cJSON *root = read_json(json);
+	cr_assert_lt(number(root, "items"), 30);
+	cJSON_Delete(root);
+	free(json);
+	free(img);
+	tfs_rmtree(dir);
+	free(dir);
+}

@@ -1,0 +1,439 @@
+/* Whole pipeline runs: ordering, accounting of every item, both APIs, cancel, stats. */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ringfeed/ringfeed.h"
+#include "testfs.h"
+#include "testimg.h"
+
+enum { SIDE = 8 };
+
+/* A flat PNG whose red channel is index % 251 and green index / 251: identifies the input. */
+static void write_indexed_png(const char *dir, const char *name, size_t index)
+{
+	uint8_t px[SIDE * SIDE * 3];
+	for (int i = 0; i < SIDE * SIDE; i++) {
+		px[i * 3] = (uint8_t)(index % 251);
+		px[i * 3 + 1] = (uint8_t)(index / 251);
+		px[i * 3 + 2] = 7;
+	}
+	char *path = tfs_path(dir, name);
+	cr_assert_eq(timg_write(path, "png", SIDE, SIDE, 3, px), 0);
+	free(path);
+}
+
+static void base_config(rf_config *cfg)
+{
+	rf_config_init(cfg);
+	cfg->output.width = SIDE;
+	cfg->output.height = SIDE;
+	cfg->output.fit = RF_FIT_STRETCH;
+	cfg->decoder.threads = 2;
+	cfg->batch.size = 7;
+}
+
+/* n indexed PNGs named img-00000.png ... in a fresh directory. */
+static char *make_dataset(size_t n)
+{
+	char *dir = tfs_mkdtemp();
+	char name[32];
+	for (size_t i = 0; i < n; i++) {
+		snprintf(name, sizeof(name), "img-%05zu.png", i);
+		write_indexed_png(dir, name, i);
+	}
+	return dir;
+}
+
+static size_t decoded_index(const rf_batch *b, size_t slot)
+{
+	const uint8_t *px = (const uint8_t *)rf_batch_data(b) + slot * rf_batch_slot_bytes(b);
+	return (size_t)px[0] + 251 * (size_t)px[1];
+}
+
+static rf_pipeline *open_started(const rf_config *cfg, const char *input)
+{
+	rf_pipeline *p;
+	cr_assert_eq(rf_pipeline_create(&p, cfg), 0);
+	cr_assert_eq(rf_pipeline_add(p, input), 0, "%s", rf_pipeline_error(p));
+	cr_assert_eq(rf_pipeline_start(p), 0, "%s", rf_pipeline_error(p));
+	return p;
+}
+
+/* Pulls everything; checks each slot's pixels match its index; returns the number of images. */
+static size_t pull_all(rf_pipeline *p, bool ordered, uint8_t *seen, size_t n)
+{
+	rf_batch *b;
+	int rc;
+	size_t images = 0, expect = 0;
+	uint64_t sequence = 0;
+	while ((rc = rf_pipeline_next(p, &b)) == 0) {
+		cr_assert_eq(rf_batch_sequence(b), sequence++);
+		for (size_t i = 0; i < rf_batch_count(b); i++) {
+			size_t index = (size_t)rf_batch_index(b, i);
+			cr_assert_lt(index, n);
+			cr_assert_eq(decoded_index(b, i), index, "slot %zu has pixels of another image", i);
+			if (ordered)
+				cr_assert_eq(index, expect, "out of order");
+			expect = index + 1;
+			seen[index]++;
+			images++;
+		}
+		rf_batch_release(b);
+	}
+	cr_assert_eq(rc, RF_EOF, "next returned %s: %s", rf_err_name(rc), rf_pipeline_error(p));
+	return images;
+}
+
+static void check_run(bool ordered, rf_backend backend, int decoders, int queue_depth, int io_depth)
+{
+	enum { N = 150 };
+	char *dir = make_dataset(N);
+	rf_config cfg;
+	base_config(&cfg);
+	cfg.batch.ordered = ordered;
+	cfg.loader.backend = backend;
+	cfg.decoder.threads = decoders;
+	cfg.pipeline.queue_depth = queue_depth;
+	cfg.loader.io_depth = io_depth;
+	rf_pipeline *p = open_started(&cfg, dir);
+	uint8_t seen[N] = {0};
+	cr_assert_eq(pull_all(p, ordered, seen, N), N);
+	for (size_t i = 0; i < N; i++)
+		cr_assert_eq(seen[i], 1, "item %zu seen %d times", i, seen[i]);
+	rf_stats s;
+	cr_assert_eq(rf_pipeline_stats(p, &s), 0);
+	cr_assert_eq(s.total, N);
+	cr_assert_eq(s.ok, N);
+	cr_assert_eq(s.failed, 0);
+	cr_assert_eq(s.batches, (N + 6) / 7);
+	cr_assert_eq(s.stages[RF_STAGE_DECODER].items, N);
+	cr_assert_eq(s.stages[RF_STAGE_LOADER].items, N);
+	cr_assert_eq(s.stages[RF_STAGE_DECODER].threads, decoders);
+	cr_assert_geq(s.first_batch_seconds, 0.0);
+	cr_assert(s.starved_fraction >= 0.0 && s.starved_fraction <= 1.0);
+	cr_assert_gt(s.bytes_read, 0);
+	cr_assert_gt(s.queues[RF_QUEUE_DECODE].peak_depth, 0);
+	rf_pipeline_close(p);
+	tfs_rmtree(dir);
+	free(dir);
+}
+
+Test(pipeline, ordered_uring, .timeout = 60)
+{
+	check_run(true, RF_BACKEND_AUTO, 2, 0, 64);
+}
+
+Test(pipeline, ordered_pread_many_decoders, .timeout = 60)
+{
+	check_run(true, RF_BACKEND_PREAD, 4, 0, 64);
+}
+
+Test(pipeline, unordered_uring, .timeout = 60)
+{
+	check_run(false, RF_BACKEND_AUTO, 3, 0, 64);
+}
+
+Test(pipeline, tiny_queues_ordered_do_not_deadlock, .timeout = 60)
+{
+	check_run(true, RF_BACKEND_AUTO, 4, 1, 1);
+}
+
+Test(pipeline, tiny_queues_unordered_do_not_deadlock, .timeout = 60)
+{
+	check_run(false, RF_BACKEND_PREAD, 3, 1, 1);
+}
+
+/* Good images mixed with every kind of bad input: each ends as exactly one result or error. */
+static void check_mixed(rf_backend backend, bool ordered)
+{
+	char *dir = tfs_mkdtemp();
+	enum { N = 40 };
+	uint8_t *good_png = NULL;
+	size_t png_len = 0;
+	char name[32];
+	int expect_code[N];
+	for (size_t i = 0; i < N; i++) {
+		snprintf(name, sizeof(name), "m-%03zu", i);
+		expect_code[i] = 0;
+		switch (i % 5) {
+		case 0:
+		case 1:
+			write_indexed_png(dir, name, i);
+			break;
+		case 2: { /* truncated: the first half of a valid PNG */
+			uint8_t px[SIDE * SIDE * 3];
+			memset(px, (int)i, sizeof(px));
+			good_png = timg_encode("png", SIDE, SIDE, 3, px, &png_len);
+			cr_assert_eq(tfs_write(dir, name, good_png, png_len / 2), 0);
+			free(good_png);
+			expect_code[i] = RF_EDECODE;
+			break;
+		}
+		case 3: /* empty */
+			cr_assert_eq(tfs_write(dir, name, "", 0), 0);
+			expect_code[i] = RF_EFORMAT;
+			break;
+		case 4: { /* random bytes */
+			uint8_t junk[777];
+			for (size_t k = 0; k < sizeof(junk); k++)
+				junk[k] = (uint8_t)(k * 131 + i * 17 + 3);
+			cr_assert_eq(tfs_write(dir, name, junk, sizeof(junk)), 0);
+			expect_code[i] = RF_EFORMAT;
+			break;
+		}
+		}
+	}
+	/* A list file naming every input plus a missing one at the end. */
+	char *list = tfs_path(dir, "list.txt");
+	FILE *f = fopen(list, "w");
+	for (size_t i = 0; i < N; i++)
+		fprintf(f, "%s/m-%03zu\n", dir, i);
+	fprintf(f, "%s/does-not-exist.png\n", dir);
+	fclose(f);
+	char *at = NULL;
+	cr_assert_gt(asprintf(&at, "@%s", list), 0);
+
+	rf_config cfg;
+	base_config(&cfg);
+	cfg.loader.backend = backend;
+	cfg.batch.ordered = ordered;
+	rf_pipeline *p = open_started(&cfg, at);
+	cr_assert_eq(rf_pipeline_item_count(p), N + 1);
+	uint8_t seen[N + 1] = {0};
+	rf_batch *b;
+	int rc;
+	size_t failed = 0, ok = 0;
+	while ((rc = rf_pipeline_next(p, &b)) == 0) {
+		for (size_t i = 0; i < rf_batch_count(b); i++) {
+			size_t index = (size_t)rf_batch_index(b, i);
+			cr_assert_eq(expect_code[index], 0, "bad input %zu delivered as an image", index);
+			cr_assert_eq(decoded_index(b, i), index);
+			seen[index]++;
+			ok++;
+		}
+		for (size_t e = 0; e < rf_batch_error_count(b); e++) {
+			const rf_item_error *err = rf_batch_error(b, e);
+			cr_assert_leq(err->index, N);
+			int want = err->index == N ? RF_EIO : expect_code[err->index];
+			cr_assert_eq(err->code, want, "input %llu: code %s, reason %s", (unsigned long long)err->index,
+				     rf_err_name(err->code), err->reason);
+			cr_assert_gt(strlen(err->reason), 0);
+			cr_assert_not_null(strstr(err->path, dir));
+			seen[err->index]++;
+			failed++;
+		}
+		rf_batch_release(b);
+	}
+	cr_assert_eq(rc, RF_EOF);
+	for (size_t i = 0; i <= N; i++)
+		cr_assert_eq(seen[i], 1, "input %zu accounted for %d times", i, seen[i]);
+	cr_assert_eq(ok, 16);
+	cr_assert_eq(failed, N + 1 - 16);
+	rf_stats s;
+	rf_pipeline_stats(p, &s);
+	cr_assert_eq(s.ok, ok);
+	cr_assert_eq(s.failed, failed);
+	cr_assert_eq(s.items, N + 1);
+	rf_pipeline_close(p);
+	free(at);
+	free(list);
+	tfs_rmtree(dir);
+	free(dir);
+}
+
+Test(pipeline, mixed_bad_inputs_uring_ordered, .timeout = 60)
+{
+	check_mixed(RF_BACKEND_AUTO, true);
+}
+
+Test(pipeline, mixed_bad_inputs_pread_unordered, .timeout = 60)
+{
+	check_mixed(RF_BACKEND_PREAD, false);
+}
+
+Test(pipeline, on_error_fail_stops_with_the_path, .timeout = 60)
+{
+	char *dir = make_dataset(30);
+	cr_assert_eq(tfs_write(dir, "img-00010x.png", "not an image", 12), 0);
+	rf_config cfg;
+	base_config(&cfg);
+	cfg.pipeline.on_error = RF_ON_ERROR_FAIL;
+	rf_pipeline *p = open_started(&cfg, dir);
+	rf_batch *b;
+	int rc;
+	while ((rc = rf_pipeline_next(p, &b)) == 0)
+		rf_batch_release(b);
+	cr_assert_eq(rc, RF_EITEM, "got %s", rf_err_name(rc));
+	cr_assert_not_null(strstr(rf_pipeline_error(p), "img-00010x.png"), "%s", rf_pipeline_error(p));
+	cr_assert_eq(rf_pipeline_next(p, &b), RF_EITEM, "the failure sticks");
+	rf_pipeline_close(p);
+	tfs_rmtree(dir);
+	free(dir);
+}
+
+Test(pipeline, drop_last_and_nchw_f32_values, .timeout = 60)
+{
+	char *dir = make_dataset(10);
+	rf_config cfg;
+	base_config(&cfg);
+	cfg.batch.size = 4;
+	cfg.batch.drop_last = true;
+	cfg.output.layout = RF_LAYOUT_NCHW_F32;
+	cfg.output.mean[0] = 1.0f;
+	cfg.output.std[0] = 2.0f;
+	cfg.output.mean[2] = 7.0f;
+	rf_pipeline *p = open_started(&cfg, dir);
+	rf_batch *b;
+	size_t images = 0;
+	while (rf_pipeline_next(p, &b) == 0) {
+		cr_assert_eq(rf_batch_slot_bytes(b), sizeof(float) * 3 * SIDE * SIDE);
+		for (size_t i = 0; i < rf_batch_count(b); i++) {
+			const float *slot = (const float *)rf_batch_data(b) + i * 3 * SIDE * SIDE;
+			float r = (float)(rf_batch_index(b, i) % 251);
+			cr_assert_float_eq(slot[0], (r - 1.0f) / 2.0f, 1e-6);
+			cr_assert_float_eq(slot[SIDE * SIDE * 2 + 5], 0.0f, 1e-6); /* blue 7, mean 7 */
+			images++;
+		}
+		rf_batch_release(b);
+	}
+	cr_assert_eq(images, 8);
+	rf_stats s;
+	rf_pipeline_stats(p, &s);
+	cr_assert_eq(s.dropped, 2);
+	cr_assert_eq(s.items, 10);
+	rf_pipeline_close(p);
+	tfs_rmtree(dir);
+	free(dir);
+}
+
+struct push_ctx {
+	_Atomic size_t images;
+	_Atomic int calls;
+	int fail_at;
+};
+
+static int count_batch(const rf_batch *b, void *user)
+{
+	struct push_ctx *ctx = user;
+	ctx->images += rf_batch_count(b);
+	int call = ++ctx->calls;
+	return ctx->fail_at && call == ctx->fail_at ? 42 : 0;
+}
+
+Test(pipeline, push_api_runs_on_infer_threads, .timeout = 60)
+{
+	char *dir = make_dataset(100);
+	rf_config cfg;
+	base_config(&cfg);
+	cfg.infer.threads = 3;
+	rf_pipeline *p = open_started(&cfg, dir);
+	struct push_ctx ctx = {0};
+	cr_assert_eq(rf_pipeline_run(p, count_batch, &ctx), 0, "%s", rf_pipeline_error(p));
+	cr_assert_eq(ctx.images, 100);
+	rf_stats s;
+	rf_pipeline_stats(p, &s);
+	cr_assert_eq(s.stages[RF_STAGE_INFER].threads, 3);
+	cr_assert_eq(s.stages[RF_STAGE_INFER].items, 100);
+	rf_pipeline_close(p);
+	tfs_rmtree(dir);
+	free(dir);
+}
+
+Test(pipeline, push_api_stops_on_user_error, .timeout = 60)
+{
+	char *dir = make_dataset(100);
+	rf_config cfg;
+	base_config(&cfg);
+	cfg.infer.threads = 2;
+	rf_pipeline *p = open_started(&cfg, dir);
+	struct push_ctx ctx = {.fail_at = 3};
+	cr_assert_eq(rf_pipeline_run(p, count_batch, &ctx), RF_EUSER);
+	cr_assert_not_null(strstr(rf_pipeline_error(p), "42"), "%s", rf_pipeline_error(p));
+	rf_pipeline_close(p);
+	tfs_rmtree(dir);
+	free(dir);
+}
+
+static void *cancel_soon(void *arg)
+{
+	usleep(20000);
+	rf_pipeline_cancel(arg);
+	rf_pipeline_cancel(arg); /* twice is harmless */
+	return NULL;
+}
+
+Test(pipeline, cancel_from_another_thread_wakes_the_consumer, .timeout = 60)
+{
+	char *dir = make_dataset(60);
+	rf_config cfg;
+	base_config(&cfg);
+	cfg.batch.size = 1;
+	rf_pipeline *p = open_started(&cfg, dir);
+	rf_batch *b;
+	/* Take one batch and hold it; the pipeline fills up and stalls behind us. */
+	cr_assert_eq(rf_pipeline_next(p, &b), 0);
+	pthread_t t;
+	pthread_create(&t, NULL, cancel_soon, p);
+	int rc;
+	rf_batch *more;
+	while ((rc = rf_pipeline_next(p, &more)) == 0)
+		rf_batch_release(more);
+	cr_assert_eq(rc, RF_ECANCELED);
+	pthread_join(t, NULL);
+	rf_batch_release(b);
+	rf_pipeline_close(p);
+	tfs_rmtree(dir);
+	free(dir);
+}
+
+Test(pipeline, close_while_running_stops_everything, .timeout = 60)
+{
+	char *dir = make_dataset(80);
+	rf_config cfg;
+	base_config(&cfg);
+	rf_pipeline *p = open_started(&cfg, dir);
+	rf_batch *b;
+	cr_assert_eq(rf_pipeline_next(p, &b), 0);
+	rf_batch_release(b);
+	rf_pipeline_close(p); /* threads mid-flight: must join and free without leaks */
+	tfs_rmtree(dir);
+	free(dir);
+}
+
+Test(pipeline, empty_input_ends_at_once, .timeout = 30)
+{
+	char *dir = tfs_mkdtemp();
+	rf_config cfg;
+	base_config(&cfg);
+	rf_pipeline *p = open_started(&cfg, dir);
+	rf_batch *b;
+	cr_assert_eq(rf_pipeline_next(p, &b), RF_EOF);
+	cr_assert_null(b);
+	rf_pipeline_close(p);
+	tfs_rmtree(dir);
+	free(dir);
+}
+
+Test(pipeline, api_misuse_is_reported)
+{
+	rf_config cfg;
+	base_config(&cfg);
+	cfg.output.channels = 2;
+	rf_pipeline *p = NULL;
+	cr_assert_eq(rf_pipeline_create(&p, &cfg), RF_ECONFIG);
+	cr_assert_null(p);
+	base_config(&cfg);
+	cr_assert_eq(rf_pipeline_create(&p, &cfg), 0);
+	rf_batch *b;
+	cr_assert_eq(rf_pipeline_next(p, &b), RF_ESTATE);
+	cr_assert_eq(rf_pipeline_add(p, "@/nonexistent/list"), RF_EIO);
+	cr_assert_not_null(strstr(rf_pipeline_error(p), "/nonexistent/list"));
+	rf_pipeline_close(p);
+	rf_pipeline_close(NULL);
+	rf_batch_release(NULL);
+}
