@@ -126,7 +126,7 @@ static int walk(rf__source *s, const char *dir, struct walk_stack *stack)
 			n++;
 	}
 	closedir(d);
-	if (rc == 0)
+	if (rc == 0 && n > 1)
 		qsort(names, n, sizeof(*names), compare_names);
 	size_t dlen = strlen(dir);
 	bool slash = dlen > 0 && dir[dlen - 1] == '/';

@@ -111,7 +111,8 @@ Test(cli, run_writes_json_and_error_records, .timeout = 120)
 	cr_assert_gt(asprintf(&args, "run --set batch.size=8 --stats-json '%s/s.json' --errors '%s/e.tsv' '%s/img'",
 			      dir, dir, dir),
 		     0);
-	cr_assert_eq(run_cli(args, &err), 0, "stderr: %s", err);
+	int status = run_cli(args, &err);
+	cr_assert_eq(status, 0, "stderr: %s", err);
 	free(err);
 	free(args);
 

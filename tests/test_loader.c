@@ -1,6 +1,5 @@
 /* Both loader backends, driven by hand: every file comes out whole or failed with a reason. */
 #include <criterion/criterion.h>
-#include <criterion/parameterized.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
