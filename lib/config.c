@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include "ringfeed/ringfeed.h"
 
@@ -122,11 +123,11 @@ static int parse_floats(const char *s, float out[4])
 	float v[4];
 	int n = 0;
 	const char *p = s;
-	while (n < 4) {
+	for (;;) {
 		char *end;
 		errno = 0;
 		double d = strtod(p, &end);
-		if (errno || end == p)
+		if (errno || end == p || n == 4)
 			return -1;
 		v[n++] = (float)d;
 		while (*end == ' ' || *end == '\t')
@@ -137,8 +138,6 @@ static int parse_floats(const char *s, float out[4])
 			return -1;
 		p = end + 1;
 	}
-	if (n == 4 && strchr(p, ','))
-		return -1;
 	for (int c = 0; c < 4; c++)
 		out[c] = v[n == 1 ? 0 : (c < n ? c : n - 1)];
 	return 0;
@@ -217,46 +216,85 @@ int rf_config_set(rf_config *cfg, const char *key, const char *value, char *err,
 
 struct ini_ctx {
 	rf_config cfg;
+	FILE *file;
+	int line;       /* lines read so far */
+	int error_line; /* line of the first key that failed, 0 if none */
 	char msg[256];
 };
+
+/*
+ * inih's line reader. Counting lines here tells the handler where it is
+ * (Debian's inih is built without INI_HANDLER_LINENO), and dropping leading
+ * blanks stops an indented key from being read as a continuation of the
+ * previous value (inih's multiline mode is on in that build).
+ */
+static char *read_line(char *buf, int size, void *stream)
+{
+	struct ini_ctx *ctx = stream;
+	if (!fgets(buf, size, ctx->file))
+		return NULL;
+	ctx->line++;
+	size_t skip = strspn(buf, " \t");
+	if (skip)
+		memmove(buf, buf + skip, strlen(buf + skip) + 1);
+	return buf;
+}
 
 static int on_ini_entry(void *user, const char *section, const char *name, const char *value)
 {
 	struct ini_ctx *ctx = user;
+	if (ctx->error_line)
+		return 0; /* only the first error is reported */
 	char key[128];
-	if (snprintf(key, sizeof(key), "%s.%s", section, name) >= (int)sizeof(key)) {
-		snprintf(ctx->msg, sizeof(ctx->msg), "key too long");
-		return 0;
-	}
+	char msg[sizeof(ctx->msg)];
+	int rc = 0;
 	if (!section[0]) {
-		snprintf(ctx->msg, sizeof(ctx->msg), "key '%s' outside any [section]", name);
-		return 0;
+		snprintf(msg, sizeof(msg), "key '%s' outside any [section]", name);
+		rc = RF_ECONFIG;
+	} else if (snprintf(key, sizeof(key), "%s.%s", section, name) >= (int)sizeof(key)) {
+		snprintf(msg, sizeof(msg), "key too long");
+		rc = RF_ECONFIG;
+	} else {
+		rc = rf_config_set(&ctx->cfg, key, value, msg, sizeof(msg));
 	}
-	return rf_config_set(&ctx->cfg, key, value, ctx->msg, sizeof(ctx->msg)) == 0;
+	if (rc != 0) {
+		ctx->error_line = ctx->line;
+		memcpy(ctx->msg, msg, sizeof(msg));
+	}
+	return rc == 0;
 }
 
 int rf_config_load(rf_config *cfg, const char *path, char *err, size_t err_len)
 {
-	struct ini_ctx *ctx = malloc(sizeof(*ctx));
-	if (!ctx)
-		return RF_ENOMEM;
-	ctx->cfg = *cfg;
-	ctx->msg[0] = '\0';
 	FILE *f = fopen(path, "r");
-	if (!f) {
-		int e = errno;
-		free(ctx);
-		return fail(err, err_len, "%s: %s", path, strerror(e));
+	struct stat st;
+	if (!f || fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+		const char *why = !f ? strerror(errno) : "not a regular file";
+		char reason[128];
+		snprintf(reason, sizeof(reason), "%s", why);
+		if (f)
+			fclose(f);
+		return fail(err, err_len, "%s: %s", path, reason);
 	}
-	int line = ini_parse_file(f, on_ini_entry, ctx);
+	struct ini_ctx *ctx = calloc(1, sizeof(*ctx));
+	if (!ctx) {
+		fclose(f);
+		return RF_ENOMEM;
+	}
+	ctx->cfg = *cfg;
+	ctx->file = f;
+	int line = ini_parse_stream(read_line, ctx, on_ini_entry, ctx);
+	bool read_error = ferror(f);
 	fclose(f);
 	int rc = 0;
-	if (line != 0) {
-		char where[64];
-		snprintf(where, sizeof(where), "%d", line);
+	if (read_error) {
+		rc = fail(err, err_len, "%s: %s", path, "read error");
+	} else if (line != 0) {
+		/* inih returns the first bad line: a key we rejected, or a syntax error before it. */
+		const char *what = line == ctx->error_line ? ctx->msg
+							   : "syntax error (expected [section] or key = value)";
 		if (err && err_len)
-			snprintf(err, err_len, "%s:%s: %s", path, where,
-				 ctx->msg[0] ? ctx->msg : "syntax error (expected [section] or key = value)");
+			snprintf(err, err_len, "%s:%d: %s", path, line, what);
 		rc = RF_ECONFIG;
 	} else {
 		*cfg = ctx->cfg;

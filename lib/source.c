@@ -11,10 +11,12 @@
 
 #include "ringfeed/ringfeed.h"
 
+#define WALK_DEPTH_MAX 64
+
 /* Directories on the current walk path, to break symlink loops. */
 struct walk_stack {
-	dev_t dev[64];
-	ino_t ino[64];
+	dev_t dev[WALK_DEPTH_MAX];
+	ino_t ino[WALK_DEPTH_MAX];
 	int depth;
 };
 
@@ -86,8 +88,11 @@ static int walk_entry(rf__source *s, const char *path, const char *name, struct 
 		for (int i = 0; i < stack->depth; i++)
 			if (stack->dev[i] == st.st_dev && stack->ino[i] == st.st_ino)
 				return 0; /* a symlink back to an ancestor: walked already */
-		if (stack->depth == 64)
-			return 0;
+		if (stack->depth == WALK_DEPTH_MAX) {
+			snprintf(s->error, sizeof(s->error), "%s: directory tree deeper than %d levels", path,
+				 WALK_DEPTH_MAX);
+			return RF_EIO;
+		}
 		stack->dev[stack->depth] = st.st_dev;
 		stack->ino[stack->depth++] = st.st_ino;
 		int rc = walk(s, path, stack);

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -18,6 +19,31 @@ struct test {
 
 static struct test tests[MAX_TESTS];
 static int test_count;
+static struct test suites[MAX_TESTS]; /* suite-wide options: init, fini, timeout */
+static int suite_count;
+
+void rf_shim_register_suite(const char *suite, struct rf_shim_opts opts)
+{
+	if (suite_count < MAX_TESTS)
+		suites[suite_count++] = (struct test){suite, NULL, NULL, opts};
+}
+
+/* A test's options, with its suite's filling what the test leaves unset. */
+static struct rf_shim_opts effective_opts(const struct test *t)
+{
+	struct rf_shim_opts o = t->opts;
+	for (int i = 0; i < suite_count; i++) {
+		if (strcmp(suites[i].suite, t->suite) != 0)
+			continue;
+		if (!o.init)
+			o.init = suites[i].opts.init;
+		if (!o.fini)
+			o.fini = suites[i].opts.fini;
+		if (o.timeout <= 0)
+			o.timeout = suites[i].opts.timeout;
+	}
+	return o;
+}
 
 void rf_shim_register(const char *suite, const char *name, void (*fn)(void), struct rf_shim_opts opts)
 {
@@ -58,18 +84,19 @@ void rf_shim_skip(const char *fmt, ...)
 /* Runs one test in a child; returns 0 pass, 1 fail, 2 skip. */
 static int run_one(const struct test *t)
 {
+	struct rf_shim_opts opts = effective_opts(t);
 	fflush(NULL);
 	pid_t pid = fork();
 	if (pid < 0)
 		return 1;
 	if (pid == 0) {
-		if (t->opts.timeout > 0)
-			alarm((unsigned)t->opts.timeout + 1);
-		if (t->opts.init)
-			t->opts.init();
+		if (opts.timeout > 0)
+			alarm((unsigned)opts.timeout + 1);
+		if (opts.init)
+			opts.init();
 		t->fn();
-		if (t->opts.fini)
-			t->opts.fini();
+		if (opts.fini)
+			opts.fini();
 		exit(0);
 	}
 	int status;

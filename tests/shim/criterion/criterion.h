@@ -24,6 +24,7 @@ struct rf_shim_opts {
 };
 
 void rf_shim_register(const char *suite, const char *name, void (*fn)(void), struct rf_shim_opts opts);
+void rf_shim_register_suite(const char *suite, struct rf_shim_opts opts);
 void rf_shim_check(bool ok, const char *file, int line, const char *expr, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
 void rf_shim_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -35,6 +36,13 @@ void rf_shim_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 		rf_shim_register(#suite, #name, suite##_##name, (struct rf_shim_opts){__VA_ARGS__});    \
 	}                                                                                               \
 	static void suite##_##name(void)
+
+#define TestSuite(suite, ...)                                                                           \
+	__attribute__((constructor)) static void rf_shim_suite_##suite(void)                            \
+	{                                                                                               \
+		rf_shim_register_suite(#suite, (struct rf_shim_opts){__VA_ARGS__});                     \
+	}                                                                                               \
+	struct rf_shim_unused_##suite
 
 #define cr_assert(cond, ...) rf_shim_check(!!(cond), __FILE__, __LINE__, #cond, " " __VA_ARGS__)
 #define cr_expect cr_assert
