@@ -1,10 +1,15 @@
 /* Whole pipeline runs: ordering, accounting of every item, both APIs, cancel, stats. */
 #include <criterion/criterion.h>
+#include <errno.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "ringfeed/ringfeed.h"
@@ -436,4 +441,42 @@ Test(pipeline, api_misuse_is_reported)
 	rf_pipeline_close(p);
 	rf_pipeline_close(NULL);
 	rf_batch_release(NULL);
+}
+
+/* Makes io_uring_setup fail with ENOSYS in this (test) process, as a seccomp profile would. */
+static void forbid_io_uring(void)
+{
+	struct sock_filter filter[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA)),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = {.len = sizeof(filter) / sizeof(filter[0]), .filter = filter};
+	cr_assert_eq(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
+	cr_assert_eq(prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog), 0, "seccomp: %s", strerror(errno));
+}
+
+Test(pipeline, auto_backend_falls_back_to_pread_without_io_uring, .timeout = 60)
+{
+	char *dir = make_dataset(20);
+	forbid_io_uring();
+	rf_config cfg;
+	base_config(&cfg);
+	rf_pipeline *p = open_started(&cfg, dir);
+	uint8_t seen[20] = {0};
+	cr_assert_eq(pull_all(p, true, seen, 20), 20);
+	rf_stats s;
+	rf_pipeline_stats(p, &s);
+	cr_assert_not_null(strstr(s.loader_backend, "pread (io_uring unavailable"), "%s", s.loader_backend);
+	rf_pipeline_close(p);
+
+	cfg.loader.backend = RF_BACKEND_IO_URING; /* asked for explicitly: a clear failure instead */
+	cr_assert_eq(rf_pipeline_create(&p, &cfg), 0);
+	cr_assert_eq(rf_pipeline_add(p, dir), 0);
+	cr_assert_eq(rf_pipeline_start(p), RF_ESYS);
+	cr_assert_not_null(strstr(rf_pipeline_error(p), "io_uring"), "%s", rf_pipeline_error(p));
+	rf_pipeline_close(p);
+	tfs_rmtree(dir);
+	free(dir);
 }
