@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages ringfeed needs to build, test and run its demo.
+# deps.sh [PACKAGE...]: installs the Debian 12 packages that are missing: those named, or by
+# default what ringfeed needs to build, test and run its demo.
 set -euo pipefail
-packages=(build-essential cmake pkg-config liburing-dev libturbojpeg0-dev libstb-dev libinih-dev
-	  libcjson-dev libcriterion-dev)
+packages=("$@")
+[ ${#packages[@]} -gt 0 ] || packages=(build-essential cmake pkg-config liburing-dev libturbojpeg0-dev
+	libstb-dev libinih-dev libcjson-dev libcriterion-dev)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -7,16 +7,7 @@ set -euo pipefail
 out=${1:?usage: make_dataset.sh OUT [COUNT] [SEED]}
 count=${2:-2000}
 seed=${3:-1}
-need=()
-for p in imagemagick mate-backgrounds; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
-done
-if [ ${#need[@]} -gt 0 ]; then
-	sudo=""
-	[ "$(id -u)" -eq 0 ] || sudo=sudo
-	$sudo apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
-fi
+"$(dirname "$0")/deps.sh" imagemagick mate-backgrounds
 mkdir -p "$out"
 # The photographs (not the drawn wallpapers), with their sizes, in a stable order.
 mapfile -t photos < <(dpkg -L mate-backgrounds | grep -iE '\.jpe?g$' | sort |
