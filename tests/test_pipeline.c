@@ -380,15 +380,20 @@ Test(pipeline, cancel_from_another_thread_wakes_the_consumer, .timeout = 60)
 	cfg.batch.size = 1;
 	rf_pipeline *p = open_started(&cfg, dir);
 	rf_batch *b;
-	/* Take one batch and hold it; the pipeline fills up and stalls behind us. */
+	/* Hold one batch and consume the rest slowly (60 x 10 ms), so the cancel after 20 ms lands mid-run. */
 	cr_assert_eq(rf_pipeline_next(p, &b), 0);
 	pthread_t t;
 	pthread_create(&t, NULL, cancel_soon, p);
 	int rc;
 	rf_batch *more;
-	while ((rc = rf_pipeline_next(p, &more)) == 0)
+	size_t consumed = 1;
+	while ((rc = rf_pipeline_next(p, &more)) == 0) {
+		usleep(10000);
 		rf_batch_release(more);
+		consumed++;
+	}
 	cr_assert_eq(rc, RF_ECANCELED);
+	cr_assert_lt(consumed, 60);
 	pthread_join(t, NULL);
 	rf_batch_release(b);
 	rf_pipeline_close(p);

@@ -1,0 +1,191 @@
+/*
+ * Every format but JPEG goes through stb_image: PNG, BMP, GIF (first frame),
+ * TGA, PSD, HDR (tone-mapped to 8 bits), binary PNM. This is the only file
+ * that compiles stb_image's implementation.
+ *
+ * Thread safety: stb keeps load flags in globals; they are never set here, so
+ * every thread sees stb's defaults (no vertical flip). Failure strings are
+ * compiled out: the thread-local one is fine, but stb 2.27 formats the name of
+ * an unknown PNG chunk into a static buffer, a data race between decoder
+ * threads. Reasons are written here instead, naming the sniffed format.
+ *
+ * What "truncated" means per format. stb reads past the end of its input as
+ * zeros (or, for some raw payloads, not at all, leaving memory unset), so:
+ * - PNG: a cut anywhere before the IEND chunk fails (stb checks its chunk
+ *   reads, and a cut between chunks reads as a critical chunk of type 0). A cut
+ *   inside IEND's CRC is accepted: every pixel was there.
+ * - BMP (stb reads uncompressed BMPs only), uncompressed TGA and PNM: the
+ *   payload size implied by the header is checked before decoding; a short
+ *   file fails. A BMP may omit the padding of its last row.
+ * - GIF, PSD, RLE TGA, HDR: not detected. stb fills the missing tail (zeros
+ *   for GIF, PSD and TGA; for HDR the missing pixels are unspecified).
+ */
+#include <limits.h>
+#include <string.h>
+
+#include "decode_codec.h"
+
+#define STBI_NO_STDIO
+#define STBI_NO_FAILURE_STRINGS
+#define STBI_NO_JPEG /* TurboJPEG's job */
+#define STBI_NO_PIC  /* not a format anyone feeds a model; less untrusted-input code */
+#define STBI_MAX_DIMENSIONS (1 << 24)
+/* Static, so a program that links its own stb_image does not clash with ours. */
+#define STB_IMAGE_STATIC
+#define STB_IMAGE_IMPLEMENTATION
+/*
+ * Static stb functions this file does not call are "unused", and stb 2.27
+ * declares stbi_set_unpremultiply_on_load_thread but defines it under another
+ * name. GCC reports both at the end of the file, past any push/pop.
+ */
+#pragma GCC diagnostic ignored "-Wunused-function"
+#include <stb_image.h>
+
+typedef struct stb_format {
+	const char *name;
+	const char *magic;
+	size_t magic_len;
+	int strong; /* the magic alone says "this format": a bad header is a corrupt file */
+} stb_format;
+
+static const stb_format formats[] = {
+	{"png", "\x89PNG\r\n\x1a\n", 8, 1},
+	{"gif", "GIF8", 4, 1},
+	{"psd", "8BPS", 4, 1},
+	{"hdr", "#?RADIANCE", 10, 1},
+	{"hdr", "#?RGBE", 6, 1},
+	{"bmp", "BM", 2, 0},
+	{"pnm", "P5", 2, 0},
+	{"pnm", "P6", 2, 0},
+};
+
+/* TGA has no magic: whatever else stb accepts is a TGA. */
+static const stb_format tga = {"tga", "", 0, 0};
+
+static const stb_format *sniff(const uint8_t *data, size_t len)
+{
+	for (size_t i = 0; i < sizeof(formats) / sizeof(formats[0]); i++)
+		if (len >= formats[i].magic_len && !memcmp(data, formats[i].magic, formats[i].magic_len))
+			return &formats[i];
+	return &tga;
+}
+
+static uint32_t le16(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8;
+}
+
+static uint32_t le32(const uint8_t *p)
+{
+	return le16(p) | le16(p + 2) << 16;
+}
+
+static uint32_t be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* Bytes an uncompressed BMP needs: pixel offset plus its rows. */
+static uint64_t bmp_size(const uint8_t *d, size_t len, int w, int h)
+{
+	uint64_t row, bpp;
+
+	if (len < 30)
+		return UINT64_MAX;
+	bpp = le32(d + 14) == 12 ? le16(d + 24) : le16(d + 28);
+	row = ((uint64_t)w * bpp + 31) / 32 * 4;
+	return le32(d + 10) + row * (uint64_t)(h - 1) + ((uint64_t)w * bpp + 7) / 8;
+}
+
+/* Bytes an uncompressed, unmapped TGA needs (0 when the payload is RLE or indexed). */
+static uint64_t tga_size(const uint8_t *d, size_t len, int w, int h)
+{
+	if (len < 18)
+		return UINT64_MAX;
+	if (d[1] != 0 || d[2] >= 8)
+		return 0;
+	return 18 + (uint64_t)d[0] + (uint64_t)w * h * ((d[16] + 7u) / 8);
+}
+
+static int pnm_space(uint8_t c)
+{
+	return c == ' ' || (c >= '\t' && c <= '\r');
+}
+
+/* Bytes a binary PNM needs: stb's header grammar, then the raw samples. */
+static uint64_t pnm_size(const uint8_t *d, size_t len, int w, int h, int comp)
+{
+	size_t i = 2;
+	uint64_t maxval = 0;
+
+	for (int field = 0; field < 3; field++) {
+		for (;;) {
+			while (i < len && pnm_space(d[i]))
+				i++;
+			if (i >= len || d[i] != '#')
+				break;
+			while (i < len && d[i] != '\n' && d[i] != '\r')
+				i++;
+		}
+		for (maxval = 0; i < len && d[i] >= '0' && d[i] <= '9' && maxval < 65536; i++)
+			maxval = maxval * 10 + (d[i] - '0');
+	}
+	/* One whitespace byte ends the header; samples over 255 take two bytes. */
+	return i + 1 + (uint64_t)w * h * comp * (maxval > 255 ? 2 : 1);
+}
+
+/* The file size the header promises, for the formats stb would read past the end of. */
+static uint64_t payload_size(const stb_format *f, const uint8_t *d, size_t len, int w, int h, int comp)
+{
+	if (!strcmp(f->name, "bmp"))
+		return bmp_size(d, len, w, h);
+	if (!strcmp(f->name, "pnm"))
+		return pnm_size(d, len, w, h, comp);
+	if (f == &tga)
+		return tga_size(d, len, w, h);
+	return 0;
+}
+
+int rf__stb_decode(const rf_config *cfg, const uint8_t *data, size_t len, rf__image *img, char *reason,
+		   size_t reason_len)
+{
+	const stb_format *f = sniff(data, len);
+	int c = cfg->output.channels, w, h, comp, err;
+	uint64_t need;
+	stbi_uc *px;
+
+	if (len > INT_MAX)
+		return rf__fail(reason, reason_len, RF_ETOOBIG,
+				"%zu bytes, over stb_image's 2 GiB input limit", len);
+	/* stb refuses PNGs over 1 GiB of pixels in its header check: name the size first. */
+	if (!strcmp(f->name, "png") && len >= 24 && !memcmp(data + 12, "IHDR", 4)) {
+		err = rf__check_pixels(cfg, (int)(be32(data + 16) & INT_MAX),
+				       (int)(be32(data + 20) & INT_MAX), reason, reason_len);
+		if (err == RF_ETOOBIG)
+			return err;
+	}
+	if (!stbi_info_from_memory(data, (int)len, &w, &h, &comp) || w <= 0 || h <= 0) {
+		if (!f->strong)
+			return rf__fail(reason, reason_len, RF_EFORMAT, "unsupported image format");
+		return rf__fail(reason, reason_len, RF_EDECODE, "%s: corrupt or unsupported header", f->name);
+	}
+	err = rf__check_pixels(cfg, w, h, reason, reason_len);
+	if (err)
+		return err;
+	need = payload_size(f, data, len, w, h, comp);
+	if (need > len)
+		return rf__fail(reason, reason_len, RF_EDECODE, "%s: truncated (%zu of %llu bytes)", f->name,
+				len, (unsigned long long)need);
+	px = stbi_load_from_memory(data, (int)len, &w, &h, &comp, c);
+	if (!px)
+		return rf__fail(reason, reason_len, RF_EDECODE, "%s: corrupt, truncated or unsupported data",
+				f->name);
+	*img = (rf__image){px, w, h, c, (size_t)w * c};
+	return 0;
+}
+
+void rf__stb_free(rf__image *img)
+{
+	stbi_image_free((void *)img->px);
+	img->px = NULL;
+}

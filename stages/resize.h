@@ -1,0 +1,83 @@
+/*
+ * Separable antialiased resize of interleaved u8 images, the Pillow method: a
+ * triangle (bilinear) filter whose support widens with the downscale factor,
+ * applied as a vertical then a horizontal pass with fixed-point coefficient
+ * tables. The tables are built for one geometry and kept, so a run of images
+ * of the same size pays for them once.
+ */
+#ifndef RF_STAGES_RESIZE_H
+#define RF_STAGES_RESIZE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ringfeed/ringfeed.h"
+
+/* A grow-only buffer: reused across images, so the hot path stops allocating. */
+typedef struct rf__scratch {
+	void *p;
+	size_t cap;
+} rf__scratch;
+
+/* Makes s hold at least n bytes (contents are not kept). 0 or RF_ENOMEM. */
+int rf__scratch_reserve(rf__scratch *s, size_t n);
+void rf__scratch_free(rf__scratch *s);
+
+/* An interleaved u8 image, rows stride bytes apart. */
+typedef struct rf__image {
+	const uint8_t *px;
+	int w, h, c;
+	size_t stride;
+} rf__image;
+
+/* Source window in pixel units; fractional so that crops are exact. */
+typedef struct rf__box {
+	double x0, y0, x1, y1;
+} rf__box;
+
+/* Input span and coefficients of one output sample. */
+typedef struct rf__span {
+	int32_t start, n;
+} rf__span;
+
+/* The tables of one axis, keyed by the geometry they were built for. */
+typedef struct rf__axis {
+	int in_size, out_size;
+	double in0, in1;
+	int built;
+	int copy;   /* >= 0: scale 1 at a whole-pixel offset, a plain copy from here */
+	int lo, hi; /* inputs any output reads: [lo, hi) */
+	int taps;   /* coefficient slots per output */
+	int n;	    /* coefficients used per output, the same for all */
+	rf__scratch spans, coef;
+} rf__axis;
+
+typedef struct rf__resizer {
+	rf__axis x, y;
+	rf__scratch mid; /* vertical pass output, input of the horizontal pass */
+	rf__scratch acc; /* one row of 32-bit accumulators */
+} rf__resizer;
+
+void rf__resizer_init(rf__resizer *r);
+void rf__resizer_free(rf__resizer *r);
+
+/*
+ * The window of a w x h image that fit maps onto out_w x out_h: the whole image
+ * for stretch; for cover the centred window with the output's aspect ratio
+ * (scale s = max(out_w / w, out_h / h), window out_w / s x out_h / s).
+ */
+void rf__fit_box(int w, int h, int out_w, int out_h, rf_fit fit, rf__box *box);
+
+/*
+ * Smallest w x h that still gives the resize full resolution: a decoder that
+ * can shrink while decoding (JPEG DCT scaling) may go down to this, not below.
+ */
+void rf__fit_need(int w, int h, int out_w, int out_h, rf_fit fit, int *need_w, int *need_h);
+
+/*
+ * Resamples box of src into dst (out_w x out_h x src->c, rows packed).
+ * 1 <= src->c <= 4. Returns 0 or RF_ENOMEM.
+ */
+int rf__resize(rf__resizer *r, const rf__image *src, const rf__box *box, uint8_t *dst, int out_w, int out_h);
+
+#endif
