@@ -20,12 +20,19 @@
 extern "C" {
 #endif
 
+/* Only functions marked RF_API are exported from the shared library. */
+#if defined(__GNUC__) || defined(__clang__)
+#define RF_API __attribute__((visibility("default")))
+#else
+#define RF_API
+#endif
+
 #define RF_VERSION_MAJOR 0
 #define RF_VERSION_MINOR 1
 #define RF_VERSION_PATCH 0
 
 /* "MAJOR.MINOR.PATCH" of the library actually linked. */
-const char *rf_version(void);
+RF_API const char *rf_version(void);
 
 /* ---- status codes ------------------------------------------------------ */
 
@@ -49,9 +56,9 @@ enum {
 };
 
 /* Short English description of a status code; never NULL. */
-const char *rf_strerror(int code);
+RF_API const char *rf_strerror(int code);
 /* The code's name, e.g. "RF_EDECODE"; never NULL. */
-const char *rf_err_name(int code);
+RF_API const char *rf_err_name(int code);
 
 /* ---- configuration ------------------------------------------------------ */
 
@@ -104,24 +111,24 @@ typedef struct rf_config {
 	} source;
 } rf_config;
 
-void rf_config_init(rf_config *cfg);
+RF_API void rf_config_init(rf_config *cfg);
 
 /*
  * Sets one key, "section.key" = value, e.g. ("decoder.threads", "4").
  * On error returns RF_ECONFIG and writes a message naming the key into
  * err (err may be NULL). cfg is unchanged on error.
  */
-int rf_config_set(rf_config *cfg, const char *key, const char *value, char *err, size_t err_len);
+RF_API int rf_config_set(rf_config *cfg, const char *key, const char *value, char *err, size_t err_len);
 
 /*
  * Reads an INI file ([section] then key = value lines) onto cfg. Unknown
  * keys, bad values and unreadable files return RF_ECONFIG with a message
  * naming the file, line and key in err.
  */
-int rf_config_load(rf_config *cfg, const char *path, char *err, size_t err_len);
+RF_API int rf_config_load(rf_config *cfg, const char *path, char *err, size_t err_len);
 
 /* Checks the whole config for consistency; RF_ECONFIG with a message. */
-int rf_config_validate(const rf_config *cfg, char *err, size_t err_len);
+RF_API int rf_config_validate(const rf_config *cfg, char *err, size_t err_len);
 
 /* ---- pipeline ------------------------------------------------------------ */
 
@@ -133,7 +140,7 @@ typedef struct rf_batch rf_batch;
  * rf_config_validate rejects cfg, RF_ENOMEM on allocation failure.
  * Free with rf_pipeline_close.
  */
-int rf_pipeline_create(rf_pipeline **out, const rf_config *cfg);
+RF_API int rf_pipeline_create(rf_pipeline **out, const rf_config *cfg);
 
 /*
  * Adds inputs before rf_pipeline_start: an image file, a directory (walked
@@ -143,13 +150,13 @@ int rf_pipeline_create(rf_pipeline **out, const rf_config *cfg);
  * a reason). An unreadable list file or directory returns RF_EIO with a
  * message in rf_pipeline_error.
  */
-int rf_pipeline_add(rf_pipeline *p, const char *input);
+RF_API int rf_pipeline_add(rf_pipeline *p, const char *input);
 
 /* Number of items added so far. */
-size_t rf_pipeline_item_count(const rf_pipeline *p);
+RF_API size_t rf_pipeline_item_count(const rf_pipeline *p);
 
 /* Starts the stage threads. RF_ESYS if a thread or resource cannot be made. */
-int rf_pipeline_start(rf_pipeline *p);
+RF_API int rf_pipeline_start(rf_pipeline *p);
 
 /*
  * Pull API. Waits for the next batch and hands it to the caller, who must give
@@ -158,7 +165,7 @@ int rf_pipeline_start(rf_pipeline *p);
  * or RF_EITEM (on_error = fail; see rf_pipeline_error). Thread-safe: several
  * threads may call it.
  */
-int rf_pipeline_next(rf_pipeline *p, rf_batch **out);
+RF_API int rf_pipeline_next(rf_pipeline *p, rf_batch **out);
 
 /*
  * Push API. Calls fn(batch, user) for every batch on cfg.infer.threads
@@ -167,20 +174,20 @@ int rf_pipeline_next(rf_pipeline *p, rf_batch **out);
  * The batch is released after fn returns; fn must not release it.
  */
 typedef int (*rf_infer_fn)(const rf_batch *batch, void *user);
-int rf_pipeline_run(rf_pipeline *p, rf_infer_fn fn, void *user);
+RF_API int rf_pipeline_run(rf_pipeline *p, rf_infer_fn fn, void *user);
 
 /*
  * Stops the run from any thread: waiters wake with RF_ECANCELED, stage threads
  * exit. Only sets a flag and signals condition variables; calling it twice is
  * harmless.
  */
-void rf_pipeline_cancel(rf_pipeline *p);
+RF_API void rf_pipeline_cancel(rf_pipeline *p);
 
 /* Human message for the last failure (empty string if none); owned by p. */
-const char *rf_pipeline_error(const rf_pipeline *p);
+RF_API const char *rf_pipeline_error(const rf_pipeline *p);
 
 /* Stops the threads if running and frees everything. Accepts NULL. */
-void rf_pipeline_close(rf_pipeline *p);
+RF_API void rf_pipeline_close(rf_pipeline *p);
 
 /* ---- batches ---------------------------------------------------------------- */
 
@@ -193,21 +200,21 @@ typedef struct rf_item_error {
 } rf_item_error;
 
 /* Number of images in the batch (may be 0 for a batch carrying only errors). */
-size_t rf_batch_count(const rf_batch *b);
+RF_API size_t rf_batch_count(const rf_batch *b);
 /* Contiguous tensor: count slots of rf_batch_slot_bytes each, laid out as
  * cfg.output.layout (NHWC u8 or NCHW float32), owned by the batch. */
-const void *rf_batch_data(const rf_batch *b);
-size_t rf_batch_slot_bytes(const rf_batch *b);
+RF_API const void *rf_batch_data(const rf_batch *b);
+RF_API size_t rf_batch_slot_bytes(const rf_batch *b);
 /* Input index and path of slot i (i < count). */
-uint64_t rf_batch_index(const rf_batch *b, size_t i);
-const char *rf_batch_path(const rf_batch *b, size_t i);
+RF_API uint64_t rf_batch_index(const rf_batch *b, size_t i);
+RF_API const char *rf_batch_path(const rf_batch *b, size_t i);
 /* Items that failed since the previous batch, in order when batch.ordered. */
-size_t rf_batch_error_count(const rf_batch *b);
-const rf_item_error *rf_batch_error(const rf_batch *b, size_t i);
+RF_API size_t rf_batch_error_count(const rf_batch *b);
+RF_API const rf_item_error *rf_batch_error(const rf_batch *b, size_t i);
 /* Sequence number of the batch, from 0. */
-uint64_t rf_batch_sequence(const rf_batch *b);
+RF_API uint64_t rf_batch_sequence(const rf_batch *b);
 /* Gives a batch from rf_pipeline_next back to the pipeline. Accepts NULL. */
-void rf_batch_release(rf_batch *b);
+RF_API void rf_batch_release(rf_batch *b);
 
 /* ---- statistics -------------------------------------------------------------- */
 
@@ -250,7 +257,7 @@ typedef struct rf_stats {
 
 /* Snapshot of the counters; valid at any time from any thread. Strings are
  * owned by the pipeline. */
-int rf_pipeline_stats(rf_pipeline *p, rf_stats *out);
+RF_API int rf_pipeline_stats(rf_pipeline *p, rf_stats *out);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs ringfeed into a scratch prefix and builds demos/example_app against it
+# the ways a user would: pkg-config (shared and static) and CMake's find_package.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+prefix=$work/prefix
+cmake -S . -B "$work/build" -DCMAKE_BUILD_TYPE=Release -DRF_BUILD_TESTS=OFF -DCMAKE_INSTALL_PREFIX="$prefix" >/dev/null
+cmake --build "$work/build" -j"$(nproc)" >/dev/null
+cmake --install "$work/build" >/dev/null
+lib=$(find "$prefix" -name 'libringfeed.so.*.*' | head -n 1)
+exported=$(nm -D --defined-only "$lib" | awk '{print $3}' | grep -v '^rf_' || true)
+[ -z "$exported" ] || { echo "symbols exported without the rf_ prefix: $exported" >&2; exit 1; }
+objdump -p "$lib" | grep -q 'SONAME *libringfeed.so.0' || { echo "no SONAME" >&2; exit 1; }
+
+"$work/build/ringfeed-samples" "$work/images" 20 >/dev/null
+export PKG_CONFIG_PATH=$(dirname "$(find "$prefix" -name ringfeed.pc)")
+src=demos/example_app/main.c
+# shellcheck disable=SC2046
+cc -std=c11 -Wall -Werror -o "$work/pc_shared" "$src" $(pkg-config --cflags --libs ringfeed)
+# shellcheck disable=SC2046
+cc -std=c11 -Wall -Werror -o "$work/pc_static" "$src" $(pkg-config --cflags ringfeed) \
+	"$(dirname "$lib")/libringfeed.a" $(pkg-config --libs-only-l --static ringfeed | sed 's/-lringfeed//')
+cmake -S demos/example_app -B "$work/app" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
+cmake --build "$work/app" >/dev/null
+for app in "$work/pc_shared" "$work/pc_static" "$work/app/example_app" "$work/app/example_app_static"; do
+	out=$(LD_LIBRARY_PATH="$(dirname "$lib")" "$app" "$work/images")
+	echo "$(basename "$app"): $out"
+	case "$out" in *" 20 images, 0 failed"*) ;; *) echo "unexpected output from $app" >&2; exit 1 ;; esac
+done
+echo "install test passed"
