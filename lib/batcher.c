@@ -179,7 +179,7 @@ static void ship_ready(rf_pipeline *p)
  * the batcher and copies the message out for the caller, which reports it
  * after unlocking (reporting cancels the pipeline, which takes this lock).
  */
-static void take_failure(rf_pipeline *p, rf__item *item, char *fatal, size_t fatal_len, uint64_t *blocked_ns)
+static void take_failure(rf_pipeline *p, rf__item *item, char *fatal, size_t fatal_len)
 {
 	rf__batcher *b = &p->batcher;
 	if (p->cfg.pipeline.on_error == RF_ON_ERROR_FAIL && !b->canceled) {
@@ -194,11 +194,10 @@ static void take_failure(rf_pipeline *p, rf__item *item, char *fatal, size_t fat
 		pthread_cond_broadcast(&b->batch_free);
 		return;
 	}
-	if (b->pending.count >= PENDING_ERRORS_MAX) {
-		rf_batch *batch = acquire_filling(b, blocked_ns);
-		if (batch)
-			seal(b, batch);
-	}
+	/* Not waiting here: the caller may hold slots (see assign_slots); a later failure retries. */
+	rf_batch *batch = b->pending.count >= PENDING_ERRORS_MAX ? filling_batch(b) : NULL;
+	if (batch)
+		seal(b, batch);
 }
 
 /* Gives slots to the items now due, in order, until a gap or WORK_MAX. */
@@ -215,16 +214,20 @@ static size_t assign_slots(rf_pipeline *p, struct work *work, char *fatal, size_
 		if (item->status != 0) {
 			*entry = NULL;
 			b->next_due++;
-			take_failure(p, item, fatal, fatal_len, blocked_ns);
+			take_failure(p, item, fatal, fatal_len);
 			rf__queue_try_push(&p->free_items, item);
 			continue;
 		}
-		rf_batch *batch = acquire_filling(b, blocked_ns);
-		if (!batch)
-			break;
-		/* acquire_filling may have waited: the entry is still ours, nobody else drains past it. */
-		if (*entry != item)
-			continue;
+		rf_batch *batch = filling_batch(b);
+		if (!batch) {
+			/*
+			 * Never wait while holding slots: their batches can only
+			 * ship (and come back free) once these pixels are written.
+			 */
+			if (n > 0 || !acquire_filling(b, blocked_ns))
+				break;
+			continue; /* the window may have moved while we waited */
+		}
 		size_t slot = batch->count++;
 		batch->indices[slot] = item->seq;
 		if (batch->count == batch->capacity)
