@@ -98,7 +98,8 @@ static int record_error(rf__batcher *b, const rf_pipeline *p, const rf__item *it
 		l->cap = cap;
 	}
 	rf__error_record *r = &l->records[l->count++];
-	r->pub = (rf_item_error){.index = item->seq, .path = p->source.paths[item->seq], .code = item->status};
+	r->pub = (rf_item_error){
+		.index = item->index, .path = p->source.paths[item->index], .code = item->status, .epoch = item->epoch};
 	snprintf(r->reason, sizeof(r->reason), "%s", item->reason);
 	return 0;
 }
@@ -121,7 +122,7 @@ static rf_batch *filling_batch(rf__batcher *b)
 	rf_batch *batch = b->free[--b->free_count];
 	batch->sequence = b->next_batch++;
 	batch->count = batch->filled = 0;
-	batch->sealed = false;
+	batch->sealed = batch->drop = false;
 	batch->errors.count = 0;
 	b->open[(b->open_head + b->open_count++) % b->batch_count] = batch;
 	return batch;
@@ -149,6 +150,13 @@ static void seal(rf__batcher *b, rf_batch *batch)
 	batch->sealed = true;
 }
 
+/* Seals a batch that is not full: under drop_last its images go when it ships. */
+static void seal_short(rf__batcher *b, rf_batch *batch)
+{
+	batch->drop = b->drop_last && batch->count < batch->capacity;
+	seal(b, batch);
+}
+
 /* Ships finished batches from the head of the open ring, in sequence order. */
 static void ship_ready(rf_pipeline *p)
 {
@@ -159,6 +167,10 @@ static void ship_ready(rf_pipeline *p)
 			break;
 		b->open_head = (b->open_head + 1) % b->batch_count;
 		b->open_count--;
+		if (head->drop) { /* every slot is written now: safe to empty it */
+			b->dropped += head->count;
+			head->count = head->filled = 0;
+		}
 		for (size_t i = 0; i < head->errors.count; i++)
 			head->errors.records[i].pub.reason = head->errors.records[i].reason;
 		if ((head->count == 0 && head->errors.count == 0) || rf__queue_try_push(&b->ready, head) != 0) {
@@ -183,7 +195,7 @@ static void take_failure(rf_pipeline *p, rf__item *item, char *fatal, size_t fat
 {
 	rf__batcher *b = &p->batcher;
 	if (p->cfg.pipeline.on_error == RF_ON_ERROR_FAIL && !b->canceled) {
-		snprintf(fatal, fatal_len, "%s: %s", p->source.paths[item->seq], item->reason);
+		snprintf(fatal, fatal_len, "%s: %s", p->source.paths[item->index], item->reason);
 		b->canceled = true;
 		pthread_cond_broadcast(&b->batch_free);
 		return;
@@ -219,6 +231,10 @@ static size_t assign_slots(rf_pipeline *p, struct work *work, char *fatal, size_
 			continue;
 		}
 		rf_batch *batch = filling_batch(b);
+		if (batch && batch->count > 0 && batch->epoch != item->epoch && b->ordered) {
+			seal_short(b, batch); /* an epoch ends: its last batch may be short */
+			continue;
+		}
 		if (!batch) {
 			/*
 			 * Never wait while holding slots: their batches can only
@@ -228,8 +244,10 @@ static size_t assign_slots(rf_pipeline *p, struct work *work, char *fatal, size_
 				break;
 			continue; /* the window may have moved while we waited */
 		}
+		if (batch->count == 0)
+			batch->epoch = item->epoch;
 		size_t slot = batch->count++;
-		batch->indices[slot] = item->seq;
+		batch->indices[slot] = item->index;
 		if (batch->count == batch->capacity)
 			seal(b, batch);
 		*entry = NULL;
@@ -273,13 +291,8 @@ void rf__batcher_finish(rf_pipeline *p)
 	uint64_t ignored = 0;
 	pthread_mutex_lock(&b->lock);
 	rf_batch *tail = open_tail(b);
-	if (!b->canceled && tail && !tail->sealed) {
-		if (b->drop_last && tail->count < tail->capacity) {
-			b->dropped += tail->count;
-			tail->count = tail->filled = 0;
-		}
-		seal(b, tail);
-	}
+	if (!b->canceled && tail && !tail->sealed)
+		seal_short(b, tail);
 	if (!b->canceled && b->pending.count > 0) {
 		rf_batch *batch = acquire_filling(b, &ignored);
 		if (batch)
@@ -341,6 +354,11 @@ size_t rf_batch_error_count(const rf_batch *b)
 const rf_item_error *rf_batch_error(const rf_batch *b, size_t i)
 {
 	return i < b->errors.count ? &b->errors.records[i].pub : NULL;
+}
+
+uint32_t rf_batch_epoch(const rf_batch *b)
+{
+	return b->epoch;
 }
 
 uint64_t rf_batch_sequence(const rf_batch *b)

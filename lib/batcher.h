@@ -41,6 +41,8 @@ struct rf_batch {
 	size_t count;  /* slots given out */
 	size_t filled; /* slots whose pixels are written */
 	bool sealed;   /* no more slots will be given out */
+	bool drop;     /* batch.drop_last: a short batch whose images are dropped when it ships */
+	uint32_t epoch;
 	uint64_t handed_ns; /* when a consumer got it, for busy time */
 	uint64_t *indices;
 	rf__error_list errors;

@@ -32,6 +32,9 @@ void rf_config_init(rf_config *cfg)
 	cfg->limits.max_file_bytes = 256u << 20;
 	cfg->pipeline.on_error = RF_ON_ERROR_SKIP;
 	cfg->pipeline.prefetch_batches = 2;
+	cfg->source.epochs = 1;
+	cfg->source.shard_count = 1;
+	cfg->source.equal_shards = RF_SHARDS_PAD;
 }
 
 enum key_type { K_INT, K_INT_AUTO, K_U64, K_BOOL, K_ENUM, K_FLOATS, K_STRING };
@@ -41,6 +44,7 @@ struct key_def {
 	enum key_type type;
 	size_t offset;
 	long long min, max;
+	int auto_value; /* K_INT_AUTO: what "auto" stores */
 	const char *const *choices; /* K_ENUM: names in enum order, NULL-terminated */
 	const char *help;
 };
@@ -49,34 +53,42 @@ static const char *const backends[] = {"auto", "io_uring", "pread", NULL};
 static const char *const fits[] = {"cover", "stretch", NULL};
 static const char *const layouts[] = {"nhwc_u8", "nchw_f32", NULL};
 static const char *const on_errors[] = {"skip", "fail", NULL};
+static const char *const shard_modes[] = {"pad", "drop", "none", NULL};
 
 #define OFF(field) offsetof(rf_config, field)
 
 static const struct key_def keys[] = {
-	{"loader.threads", K_INT, OFF(loader.threads), 1, 256, NULL, "loader threads"},
-	{"loader.io_depth", K_INT, OFF(loader.io_depth), 1, 4096, NULL, "reads in flight per loader"},
-	{"loader.backend", K_ENUM, OFF(loader.backend), 0, 0, backends, "auto|io_uring|pread"},
-	{"decoder.threads", K_INT_AUTO, OFF(decoder.threads), 1, 256, NULL, "decoder threads or auto"},
-	{"output.width", K_INT, OFF(output.width), 1, 16384, NULL, "output width in pixels"},
-	{"output.height", K_INT, OFF(output.height), 1, 16384, NULL, "output height in pixels"},
-	{"output.channels", K_INT, OFF(output.channels), 1, 4, NULL, "1, 3 or 4"},
-	{"output.fit", K_ENUM, OFF(output.fit), 0, 0, fits, "cover|stretch"},
-	{"output.layout", K_ENUM, OFF(output.layout), 0, 0, layouts, "nhwc_u8|nchw_f32"},
-	{"output.mean", K_FLOATS, OFF(output.mean), 0, 0, NULL, "per-channel mean, 0..255 scale"},
-	{"output.std", K_FLOATS, OFF(output.std), 0, 0, NULL, "per-channel std, 0..255 scale"},
-	{"batch.size", K_INT, OFF(batch.size), 1, 65536, NULL, "images per batch"},
-	{"batch.ordered", K_BOOL, OFF(batch.ordered), 0, 0, NULL, "deliver in input order"},
-	{"batch.drop_last", K_BOOL, OFF(batch.drop_last), 0, 0, NULL, "drop a short last batch"},
-	{"infer.threads", K_INT, OFF(infer.threads), 1, 256, NULL, "threads for rf_pipeline_run"},
-	{"limits.max_pixels", K_U64, OFF(limits.max_pixels), 1, 0, NULL, "largest width*height"},
-	{"limits.max_file_bytes", K_U64, OFF(limits.max_file_bytes), 1, 0, NULL, "largest file"},
-	{"pipeline.on_error", K_ENUM, OFF(pipeline.on_error), 0, 0, on_errors, "skip|fail"},
-	{"pipeline.prefetch_batches", K_INT, OFF(pipeline.prefetch_batches), 1, 64, NULL,
+	{"loader.threads", K_INT, OFF(loader.threads), 1, 256, 0, NULL, "loader threads"},
+	{"loader.io_depth", K_INT, OFF(loader.io_depth), 1, 4096, 0, NULL, "reads in flight per loader"},
+	{"loader.backend", K_ENUM, OFF(loader.backend), 0, 0, 0, backends, "auto|io_uring|pread"},
+	{"decoder.threads", K_INT_AUTO, OFF(decoder.threads), 1, 256, 0, NULL, "decoder threads or auto"},
+	{"output.width", K_INT, OFF(output.width), 1, 16384, 0, NULL, "output width in pixels"},
+	{"output.height", K_INT, OFF(output.height), 1, 16384, 0, NULL, "output height in pixels"},
+	{"output.channels", K_INT, OFF(output.channels), 1, 4, 0, NULL, "1, 3 or 4"},
+	{"output.fit", K_ENUM, OFF(output.fit), 0, 0, 0, fits, "cover|stretch"},
+	{"output.layout", K_ENUM, OFF(output.layout), 0, 0, 0, layouts, "nhwc_u8|nchw_f32"},
+	{"output.mean", K_FLOATS, OFF(output.mean), 0, 0, 0, NULL, "per-channel mean, 0..255 scale"},
+	{"output.std", K_FLOATS, OFF(output.std), 0, 0, 0, NULL, "per-channel std, 0..255 scale"},
+	{"batch.size", K_INT, OFF(batch.size), 1, 65536, 0, NULL, "images per batch"},
+	{"batch.ordered", K_BOOL, OFF(batch.ordered), 0, 0, 0, NULL, "deliver in input order"},
+	{"batch.drop_last", K_BOOL, OFF(batch.drop_last), 0, 0, 0, NULL, "drop a short last batch"},
+	{"infer.threads", K_INT, OFF(infer.threads), 1, 256, 0, NULL, "threads for rf_pipeline_run"},
+	{"limits.max_pixels", K_U64, OFF(limits.max_pixels), 1, 0, 0, NULL, "largest width*height"},
+	{"limits.max_file_bytes", K_U64, OFF(limits.max_file_bytes), 1, 0, 0, NULL, "largest file"},
+	{"pipeline.on_error", K_ENUM, OFF(pipeline.on_error), 0, 0, 0, on_errors, "skip|fail"},
+	{"pipeline.prefetch_batches", K_INT, OFF(pipeline.prefetch_batches), 1, 64, 0, NULL,
 	 "ready batches kept ahead"},
-	{"pipeline.queue_depth", K_INT_AUTO, OFF(pipeline.queue_depth), 1, 65536, NULL,
+	{"pipeline.queue_depth", K_INT_AUTO, OFF(pipeline.queue_depth), 1, 65536, 0, NULL,
 	 "decode queue capacity or auto"},
-	{"source.extensions", K_STRING, OFF(source.extensions), 0, 0, NULL,
+	{"source.extensions", K_STRING, OFF(source.extensions), 0, 0, 0, NULL,
 	 "directory walk filter, e.g. jpg,png; empty = all"},
+	{"source.epochs", K_INT, OFF(source.epochs), 1, 1000000000, 0, NULL, "passes over the inputs"},
+	{"source.shuffle", K_BOOL, OFF(source.shuffle), 0, 0, 0, NULL, "seeded permutation per epoch"},
+	{"source.seed", K_U64, OFF(source.seed), 0, 0, 0, NULL, "shuffle seed"},
+	{"source.shard_index", K_INT_AUTO, OFF(source.shard_index), 0, 65535, -1, NULL,
+	 "this process's shard or auto"},
+	{"source.shard_count", K_INT, OFF(source.shard_count), 1, 65536, 0, NULL, "number of shards"},
+	{"source.equal_shards", K_ENUM, OFF(source.equal_shards), 0, 0, 0, shard_modes, "pad|drop|none"},
 };
 
 static const struct key_def *find_key(const char *name)
@@ -150,7 +162,7 @@ static int set_value(rf_config *cfg, const struct key_def *k, const char *value,
 	switch (k->type) {
 	case K_INT_AUTO:
 		if (strcasecmp(value, "auto") == 0) {
-			*(int *)field = 0;
+			*(int *)field = k->auto_value;
 			return 0;
 		}
 		/* fall through */
@@ -315,12 +327,12 @@ int rf_config_validate(const rf_config *cfg, char *err, size_t err_len)
 		const char *field = (const char *)cfg + k->offset;
 		if (k->type == K_INT || k->type == K_INT_AUTO) {
 			int v = *(const int *)field;
-			if (k->type == K_INT_AUTO && v == 0)
+			if (k->type == K_INT_AUTO && v == k->auto_value)
 				continue;
 			snprintf(num, sizeof(num), "%d", v);
 			if (set_value(&probe, k, num, err, err_len) != 0)
 				return RF_ECONFIG;
-		} else if (k->type == K_U64 && *(const uint64_t *)field == 0) {
+		} else if (k->type == K_U64 && *(const uint64_t *)field < (uint64_t)k->min) {
 			return fail(err, err_len, "%s: must be at least 1%s", k->name, "");
 		} else if (k->type == K_ENUM) {
 			int v = *(const int *)field;
@@ -331,6 +343,8 @@ int rf_config_validate(const rf_config *cfg, char *err, size_t err_len)
 				return fail(err, err_len, "%s: expected %s", k->name, k->help);
 		}
 	}
+	if (cfg->source.shard_index >= cfg->source.shard_count)
+		return fail(err, err_len, "source.shard_index: must be below source.shard_count%s%s", "", "");
 	if (cfg->output.channels == 2)
 		return fail(err, err_len, "output.channels: expected 1, 3 or 4, got %s%s", "2", "");
 	for (int c = 0; c < 4; c++)

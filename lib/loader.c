@@ -29,13 +29,11 @@ rf__item *rf__loader_take_item(rf_pipeline *p, bool wait, int *rc)
 	if (*rc != 0)
 		return NULL;
 	rf__item *item = v;
-	size_t index = atomic_fetch_add(&p->next_input, 1);
-	if (index >= p->source.count) {
+	if (!rf__sampler_next(&p->sampler, &item->seq, &item->index, &item->epoch)) {
 		rf__queue_try_push(&p->free_items, item);
 		*rc = RF_EOF;
 		return NULL;
 	}
-	item->seq = index;
 	item->status = 0;
 	item->reason[0] = '\0';
 	item->len = 0;

@@ -145,7 +145,13 @@ static int choose_backend(rf_pipeline *p)
 
 int rf__pipeline_prepare(rf_pipeline *p)
 {
-	int rc = size_pipeline(p);
+	char err[256];
+	int rc = rf__sampler_init(&p->sampler, p->source.count, &p->cfg, err, sizeof(err));
+	if (rc != 0) {
+		rf__pipeline_fail(p, rc, "%s", rc == RF_ECONFIG ? err : rf_strerror(rc));
+		return rc;
+	}
+	rc = size_pipeline(p);
 	return rc == 0 ? choose_backend(p) : rc;
 }
 
@@ -303,6 +309,7 @@ void rf_pipeline_close(rf_pipeline *p)
 	}
 	free(p->items);
 	free(p->threads);
+	rf__sampler_destroy(&p->sampler);
 	rf__source_destroy(&p->source);
 	pthread_mutex_destroy(&p->error_lock);
 	free(p);

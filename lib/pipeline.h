@@ -19,12 +19,15 @@
 #include "decode.h"
 #include "queue.h"
 #include "ringfeed/ringfeed.h"
+#include "sampler.h"
 #include "source.h"
 
 #define RF_REASON_MAX 200
 
 typedef struct rf__item {
-	uint64_t seq; /* input index */
+	uint64_t seq;   /* position in the stream: orders delivery */
+	size_t index;   /* input index (which file) */
+	uint32_t epoch;
 	int status;   /* 0 or an RF_E* code; reason says why */
 	char reason[RF_REASON_MAX];
 	uint8_t *data; /* compressed bytes: len used, cap allocated */
@@ -68,7 +71,7 @@ struct rf_pipeline {
 	rf__batcher batcher;
 	rf__converter converter;
 
-	_Atomic size_t next_input; /* next source index to hand to a loader */
+	rf__sampler sampler; /* which input comes next */
 	rf_backend backend;        /* resolved: io_uring or pread */
 	char backend_name[160];
 

@@ -47,6 +47,7 @@ int rf_pipeline_stats(rf_pipeline *p, rf_stats *out)
 	out->first_batch_seconds = -1;
 	if (atomic_load(&p->state) == RF_STATE_CREATED)
 		return 0;
+	out->total = p->sampler.total;
 	uint64_t now = rf__now_ns();
 	uint64_t end = atomic_load(&p->end_ns);
 	uint64_t stop = end ? end : now;

@@ -12,7 +12,7 @@
 
 static void read_item(rf_pipeline *p, rf__item *item)
 {
-	const char *path = p->source.paths[item->seq];
+	const char *path = p->source.paths[item->index];
 	/* O_NONBLOCK: opening a FIFO must not wait for a writer. */
 	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0) {

@@ -76,7 +76,7 @@ static void queue_op(struct loader *l, int req, enum op op)
 {
 	struct request *r = &l->reqs[req];
 	rf__item *item = r->item;
-	const char *path = l->p->source.paths[item->seq];
+	const char *path = l->p->source.paths[item->index];
 	struct io_uring_sqe *sqe = get_sqe(l);
 	switch (op) {
 	case OP_OPEN:

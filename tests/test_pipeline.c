@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "ringfeed/ringfeed.h"
+#include "sampler.h"
 #include "testfs.h"
 #include "testimg.h"
 
@@ -482,6 +483,70 @@ Test(pipeline, auto_backend_falls_back_to_pread_without_io_uring, .timeout = 60)
 	cr_assert_eq(rf_pipeline_start(p), RF_ESYS);
 	cr_assert_not_null(strstr(rf_pipeline_error(p), "io_uring"), "%s", rf_pipeline_error(p));
 	rf_pipeline_close(p);
+	tfs_rmtree(dir);
+	free(dir);
+}
+
+/* Delivered input indices of a shuffled multi-epoch run, batch by batch. */
+static size_t epoch_run(const char *dir, int decoders, bool drop_last, size_t *order, size_t max, int *batches,
+			uint64_t *dropped)
+{
+	rf_config cfg;
+	base_config(&cfg);
+	cfg.decoder.threads = decoders;
+	cfg.batch.size = 4;
+	cfg.batch.drop_last = drop_last;
+	cfg.source.epochs = 3;
+	cfg.source.shuffle = true;
+	cfg.source.seed = 7;
+	rf_pipeline *p = open_started(&cfg, dir);
+	rf_batch *b;
+	size_t n = 0;
+	*batches = 0;
+	uint32_t last_epoch = 0;
+	while (rf_pipeline_next(p, &b) == 0) {
+		cr_assert_leq(rf_batch_count(b), 4);
+		cr_assert_geq(rf_batch_epoch(b), last_epoch, "epochs go forward");
+		last_epoch = rf_batch_epoch(b);
+		for (size_t i = 0; i < rf_batch_count(b); i++) {
+			cr_assert_lt(n, max);
+			cr_assert_eq(decoded_index(b, i), rf_batch_index(b, i));
+			if (!drop_last)
+				cr_assert_eq(rf_batch_epoch(b), n / 10, "a batch holds one epoch's images");
+			order[n++] = (size_t)rf_batch_index(b, i);
+		}
+		(*batches)++;
+		rf_batch_release(b);
+	}
+	rf_stats s;
+	rf_pipeline_stats(p, &s);
+	cr_assert_eq(s.total, 30);
+	*dropped = s.dropped;
+	rf_pipeline_close(p);
+	return n;
+}
+
+Test(pipeline, epochs_shuffle_in_seeded_order_and_batches_stay_in_their_epoch, .timeout = 60)
+{
+	char *dir = make_dataset(10);
+	size_t one[30], four[30];
+	int batches;
+	uint64_t dropped;
+	cr_assert_eq(epoch_run(dir, 1, false, one, 30, &batches, &dropped), 30);
+	cr_assert_eq(batches, 9, "4 + 4 + 2 per epoch");
+	cr_assert_eq(dropped, 0);
+	cr_assert_eq(epoch_run(dir, 4, false, four, 30, &batches, &dropped), 30);
+	cr_assert_arr_eq(one, four, sizeof(one), "same seed, same order whatever the thread count");
+	uint32_t perm[10];
+	for (int e = 0; e < 3; e++) {
+		rf__sampler_permute(perm, 10, 7, (uint64_t)e);
+		for (int k = 0; k < 10; k++)
+			cr_assert_eq(one[e * 10 + k], perm[k], "epoch %d position %d", e, k);
+	}
+	size_t kept[30];
+	cr_assert_eq(epoch_run(dir, 2, true, kept, 30, &batches, &dropped), 24);
+	cr_assert_eq(batches, 6);
+	cr_assert_eq(dropped, 6, "the short last batch of each epoch");
 	tfs_rmtree(dir);
 	free(dir);
 }

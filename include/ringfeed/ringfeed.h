@@ -66,6 +66,7 @@ typedef enum { RF_BACKEND_AUTO, RF_BACKEND_IO_URING, RF_BACKEND_PREAD } rf_backe
 typedef enum { RF_FIT_COVER, RF_FIT_STRETCH } rf_fit;
 typedef enum { RF_LAYOUT_NHWC_U8, RF_LAYOUT_NCHW_F32 } rf_layout;
 typedef enum { RF_ON_ERROR_SKIP, RF_ON_ERROR_FAIL } rf_on_error;
+typedef enum { RF_SHARDS_PAD, RF_SHARDS_DROP, RF_SHARDS_NONE } rf_equal_shards;
 
 /*
  * Plain data. rf_config_init sets every field to its default; fields are only
@@ -108,6 +109,12 @@ typedef struct rf_config {
 	} pipeline;
 	struct {
 		char extensions[128]; /* directory walk filter, comma list; "" = all */
+		int epochs;           /* passes over the inputs, default 1 */
+		bool shuffle;         /* a seeded permutation per epoch, default false */
+		uint64_t seed;        /* default 0 */
+		int shard_index;      /* this process's shard; -1 = auto (launcher env), default 0 */
+		int shard_count;      /* default 1 */
+		rf_equal_shards equal_shards; /* default pad: every shard the same length */
 	} source;
 } rf_config;
 
@@ -197,6 +204,7 @@ typedef struct rf_item_error {
 	const char *path;  /* owned by the pipeline */
 	int code;          /* RF_EIO, RF_EFORMAT, RF_EDECODE, RF_ETOOBIG */
 	const char *reason;
+	uint32_t epoch;
 } rf_item_error;
 
 /* Number of images in the batch (may be 0 for a batch carrying only errors). */
@@ -211,6 +219,8 @@ RF_API const char *rf_batch_path(const rf_batch *b, size_t i);
 /* Items that failed since the previous batch, in order when batch.ordered. */
 RF_API size_t rf_batch_error_count(const rf_batch *b);
 RF_API const rf_item_error *rf_batch_error(const rf_batch *b, size_t i);
+/* Epoch of the batch's images (batches never span epochs when batch.ordered). */
+RF_API uint32_t rf_batch_epoch(const rf_batch *b);
 /* Sequence number of the batch, from 0. */
 RF_API uint64_t rf_batch_sequence(const rf_batch *b);
 /* Gives a batch from rf_pipeline_next back to the pipeline. Accepts NULL. */
@@ -238,7 +248,7 @@ typedef struct rf_queue_stats {
 } rf_queue_stats;
 
 typedef struct rf_stats {
-	uint64_t total;    /* items added */
+	uint64_t total;    /* items to deliver: this shard's share of the inputs x epochs */
 	uint64_t items;    /* items finished: ok + failed + dropped */
 	uint64_t ok;       /* delivered in a batch */
 	uint64_t failed;   /* delivered as an error record */
