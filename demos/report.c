@@ -20,9 +20,11 @@ void report_table(FILE *out, const rf_stats *s, struct consumer *c)
 	fprintf(out, "items %llu: ok %llu, failed %llu, dropped %llu, in %llu batches\n",
 		(unsigned long long)s->items, (unsigned long long)s->ok, (unsigned long long)s->failed,
 		(unsigned long long)s->dropped, (unsigned long long)s->batches);
-	fprintf(out, "wall %.3f s, %.1f items/s, %.1f MB/s, first batch after %.1f ms, starved %.1f%%\n",
-		s->wall_seconds, s->items_per_second, s->mb_per_second, s->first_batch_seconds * 1e3,
-		100.0 * s->starved_fraction);
+	fprintf(out, "wall %.3f s, %.1f items/s, %.1f MB/s, ", s->wall_seconds, s->items_per_second,
+		s->mb_per_second);
+	if (s->first_batch_seconds >= 0)
+		fprintf(out, "first batch after %.1f ms, ", s->first_batch_seconds * 1e3);
+	fprintf(out, "starved %.1f%%\n", 100.0 * s->starved_fraction);
 	fprintf(out, "loader backend: %s\n", s->loader_backend);
 	fprintf(out, "%-8s %7s %9s %9s %9s %9s\n", "stage", "threads", "items", "busy s", "starved s", "blocked s");
 	for (int i = 0; i < RF_STAGE_COUNT; i++) {

@@ -2,7 +2,8 @@
  * ringfeed: command-line front end, built on the public API only.
  *
  *   ringfeed run [--config FILE] [--set SECTION.KEY=VALUE]... [--consumer stats|null|sleep|spin]
- *                [--cost-ms N] [--stats-json FILE] [--errors FILE] [--quiet] PATH...
+ *                [--cost-ms N] [--stats-json FILE] [--errors FILE] [--save-state FILE]
+ *                [--resume FILE] [--quiet] PATH...
  *
  * Exit status: 0 the run completed (failed items allowed under on_error = skip),
  * 1 runtime failure, 2 usage or config error, 130 interrupted.
@@ -25,6 +26,8 @@ struct options {
 	const char *config_path;
 	const char *stats_json;
 	const char *errors_path;
+	const char *save_state;
+	const char *resume;
 	enum consumer_kind consumer;
 	double cost_ms;
 	bool quiet;
@@ -39,7 +42,8 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: ringfeed run [--config FILE] [--set SECTION.KEY=VALUE]...\n"
 		"                    [--consumer stats|null|sleep|spin] [--cost-ms N]\n"
-		"                    [--stats-json FILE] [--errors FILE] [--quiet] PATH...\n"
+		"                    [--stats-json FILE] [--errors FILE] [--save-state FILE]\n"
+		"                    [--resume FILE] [--quiet] PATH...\n"
 		"       ringfeed --version\n"
 		"PATH: an image file, a directory (walked recursively) or @LIST (one path per line).\n"
 		"Consumers: stats = per-channel mean/std of the output (default), null = release at once,\n"
@@ -85,6 +89,10 @@ static int parse_args(int argc, char **argv, struct options *o)
 			o->stats_json = argv[++i];
 		} else if (strcmp(a, "--errors") == 0) {
 			o->errors_path = argv[++i];
+		} else if (strcmp(a, "--save-state") == 0) {
+			o->save_state = argv[++i];
+		} else if (strcmp(a, "--resume") == 0) {
+			o->resume = argv[++i];
 		} else if (a[0] == '-' && a[1] == '-') {
 			fprintf(stderr, "ringfeed: unknown option %s\n", a);
 			return -1;
@@ -161,6 +169,43 @@ static void *watch(void *arg)
 	return NULL;
 }
 
+/* --resume: hands the saved state to the pipeline before it starts. */
+static int load_state(rf_pipeline *p, const char *path)
+{
+	char state[512] = "";
+	FILE *f = fopen(path, "r");
+	if (!f || !fgets(state, sizeof(state), f)) {
+		fprintf(stderr, "ringfeed: cannot read %s: %s\n", path, f ? "empty file" : strerror(errno));
+		if (f)
+			fclose(f);
+		return -1;
+	}
+	fclose(f);
+	if (rf_pipeline_resume(p, state) != 0) {
+		fprintf(stderr, "ringfeed: %s: %s\n", path, rf_pipeline_error(p));
+		return -1;
+	}
+	return 0;
+}
+
+/* --save-state: where the next run should start, written whatever way this one ended. */
+static int save_state(rf_pipeline *p, const char *path)
+{
+	char state[512];
+	int rc = rf_pipeline_save_state(p, state, sizeof(state));
+	if (rc != 0) {
+		fprintf(stderr, "ringfeed: no state to save: %s\n",
+			rc == RF_ESTATE ? "resume needs batch.ordered = true" : rf_strerror(rc));
+		return -1;
+	}
+	FILE *f = fopen(path, "w");
+	if (!f || fputs(state, f) < 0 || fclose(f) != 0) {
+		fprintf(stderr, "ringfeed: cannot write %s\n", path);
+		return -1;
+	}
+	return 0;
+}
+
 static int add_inputs(rf_pipeline *p, const struct options *o)
 {
 	for (int i = 0; i < o->input_count; i++) {
@@ -202,6 +247,8 @@ static int run_pipeline(rf_pipeline *p, const struct options *o, struct consumer
 		report_table(stdout, &s, c);
 	if (c->errors_seen > 10 && c->echo_errors)
 		fprintf(stderr, "ringfeed: %llu items failed in all\n", c->errors_seen);
+	if (o->save_state && save_state(p, o->save_state) != 0)
+		return EXIT_RUNTIME;
 	if (o->stats_json && report_json(o->stats_json, &s, c) != 0) {
 		fprintf(stderr, "ringfeed: cannot write %s\n", o->stats_json);
 		return EXIT_RUNTIME;
@@ -238,7 +285,7 @@ static int cmd_run(int argc, char **argv)
 		status = EXIT_RUNTIME;
 		goto out;
 	}
-	if (add_inputs(p, &o) != 0)
+	if (add_inputs(p, &o) != 0 || (o.resume && load_state(p, o.resume) != 0))
 		goto out;
 	if (o.errors_path && !(c.errors_file = fopen(o.errors_path, "w"))) {
 		fprintf(stderr, "ringfeed: cannot write %s: %s\n", o.errors_path, strerror(errno));

@@ -140,9 +140,14 @@ static rf_batch *acquire_filling(rf__batcher *b, uint64_t *blocked_ns)
 	return b->canceled ? NULL : batch;
 }
 
-/* No more slots: the batch takes the failures recorded so far. */
+/*
+ * No more slots: the batch takes the failures recorded so far. In ordered
+ * mode every position before next_due is now in this batch or an earlier one,
+ * which is what makes it a resume point.
+ */
 static void seal(rf__batcher *b, rf_batch *batch)
 {
+	batch->end_position = b->next_due;
 	rf__error_list swap = batch->errors;
 	batch->errors = b->pending;
 	b->pending = swap;
@@ -248,10 +253,10 @@ static size_t assign_slots(rf_pipeline *p, struct work *work, char *fatal, size_
 			batch->epoch = item->epoch;
 		size_t slot = batch->count++;
 		batch->indices[slot] = item->index;
-		if (batch->count == batch->capacity)
-			seal(b, batch);
 		*entry = NULL;
 		b->next_due++;
+		if (batch->count == batch->capacity)
+			seal(b, batch);
 		work[n++] = (struct work){item, batch, slot};
 	}
 	return n;

@@ -43,6 +43,7 @@ struct rf_batch {
 	bool sealed;   /* no more slots will be given out */
 	bool drop;     /* batch.drop_last: a short batch whose images are dropped when it ships */
 	uint32_t epoch;
+	uint64_t end_position; /* ordered: stream positions below it are in this batch or earlier ones */
 	uint64_t handed_ns; /* when a consumer got it, for busy time */
 	uint64_t *indices;
 	rf__error_list errors;

@@ -152,6 +152,8 @@ int rf__pipeline_prepare(rf_pipeline *p)
 		return rc;
 	}
 	rc = size_pipeline(p);
+	if (rc == 0)
+		rc = rf__pipeline_apply_resume(p);
 	return rc == 0 ? choose_backend(p) : rc;
 }
 
@@ -264,6 +266,10 @@ int rf_pipeline_next(rf_pipeline *p, rf_batch **out)
 		return stopped_code(p);
 	rf_batch *b = v;
 	b->handed_ns = now;
+	/* Batches leave the ready queue in order; with several pullers keep the furthest. */
+	uint64_t seen = atomic_load(&p->delivered_position);
+	while (b->end_position > seen && !atomic_compare_exchange_weak(&p->delivered_position, &seen, b->end_position))
+		;
 	rf__count(&st->items, b->count);
 	*out = b;
 	return 0;

@@ -56,6 +56,14 @@ typedef struct rf__stage_counters {
 	_Atomic uint64_t blocked_ns;
 } rf__stage_counters;
 
+/* A parsed rf_pipeline_resume state: where to start and what it was made for. */
+typedef struct rf__resume_state {
+	bool set;
+	uint64_t position, seed;
+	size_t inputs;
+	int shuffle, shard_index, shard_count, equal_shards;
+} rf__resume_state;
+
 enum rf__state { RF_STATE_CREATED, RF_STATE_RUNNING, RF_STATE_ENDED };
 
 struct rf_pipeline {
@@ -72,6 +80,8 @@ struct rf_pipeline {
 	rf__converter converter;
 
 	rf__sampler sampler; /* which input comes next */
+	rf__resume_state resume;             /* from rf_pipeline_resume, checked at start */
+	_Atomic uint64_t delivered_position; /* ordered: resume point after the batches handed out */
 	rf_backend backend;        /* resolved: io_uring or pread */
 	char backend_name[160];
 
@@ -94,6 +104,8 @@ struct rf_pipeline {
 /* Sizes pools and queues and picks the loader backend (rf_pipeline_start's
  * first step; tests call it to drive a stage by hand). */
 int rf__pipeline_prepare(rf_pipeline *p);
+/* Applies a resume state to the sampler and batcher; RF_ECONFIG on a mismatch. */
+int rf__pipeline_apply_resume(rf_pipeline *p);
 /* Records the first fatal error and cancels the run. */
 void rf__pipeline_fail(rf_pipeline *p, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

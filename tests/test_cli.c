@@ -202,7 +202,7 @@ static double now_s(void)
 Test(cli, sigint_stops_promptly_with_partial_stats, .timeout = 120)
 {
 	char *dir = make_samples(30);
-	char *json = tfs_path(dir, "partial.json"), *img = tfs_path(dir, "img");
+	char *json = tfs_path(dir, "partial.json"), *img = tfs_path(dir, "img"), *state = tfs_path(dir, "state");
 	pid_t pid = fork();
 	cr_assert_geq(pid, 0);
 	if (pid == 0) {
@@ -210,7 +210,7 @@ Test(cli, sigint_stops_promptly_with_partial_stats, .timeout = 120)
 		freopen("/dev/null", "w", stderr);
 		/* A slow consumer: 30 batches of 1 at 200 ms each would take 6 s. */
 		execl(RF_CLI_PATH, RF_CLI_PATH, "run", "--consumer", "sleep", "--cost-ms", "200", "--set",
-		      "batch.size=1", "--stats-json", json, img, (char *)NULL);
+		      "batch.size=1", "--stats-json", json, "--save-state", state, img, (char *)NULL);
 		_exit(127);
 	}
 	usleep(500000);
@@ -222,8 +222,27 @@ Test(cli, sigint_stops_promptly_with_partial_stats, .timeout = 120)
 	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 130, "status %d", status);
 	cr_assert_lt(elapsed, 1.0, "took %.3f s to stop", elapsed);
 	cJSON *root = read_json(json);
-	cr_assert_lt(number(root, "items"), 30);
+	double done = number(root, "items");
+	cr_assert_lt(done, 30);
 	cJSON_Delete(root);
+
+	/* The saved state resumes after what was consumed: the two runs together cover the set once. */
+	size_t len = 0;
+	char *text = (char *)tfs_read(state, &len);
+	cr_assert_not_null(text, "no state saved on interrupt");
+	unsigned long long position = 0;
+	cr_assert_not_null(strstr(text, "position="));
+	sscanf(strstr(text, "position="), "position=%llu", &position);
+	free(text);
+	cr_assert_leq(position, 30);
+	char *args = NULL;
+	cr_assert_gt(asprintf(&args, "run --quiet --consumer null --resume '%s' --stats-json '%s' '%s'", state, json, img), 0);
+	cr_assert_eq(run_cli(args, NULL), 0);
+	free(args);
+	root = read_json(json);
+	cr_assert_eq(number(root, "items"), 30 - (double)position, "resumed at %llu", position);
+	cJSON_Delete(root);
+	free(state);
 	free(json);
 	free(img);
 	tfs_rmtree(dir);

@@ -550,3 +550,95 @@ Test(pipeline, epochs_shuffle_in_seeded_order_and_batches_stay_in_their_epoch, .
 	tfs_rmtree(dir);
 	free(dir);
 }
+
+static void resume_config(rf_config *cfg, int decoders)
+{
+	base_config(cfg);
+	cfg->decoder.threads = decoders;
+	cfg->batch.size = 4;
+	cfg->source.epochs = 2;
+	cfg->source.shuffle = true;
+	cfg->source.seed = 99;
+}
+
+/* Consumes up to stop batches (all if stop < 0), counting deliveries (images and failures) per input. */
+static void consume(rf_pipeline *p, int stop, uint8_t *count)
+{
+	rf_batch *b;
+	for (int k = 0; k != stop && rf_pipeline_next(p, &b) == 0; k++) {
+		for (size_t i = 0; i < rf_batch_count(b); i++)
+			count[rf_batch_index(b, i)]++;
+		for (size_t e = 0; e < rf_batch_error_count(b); e++)
+			count[rf_batch_error(b, e)->index]++;
+		rf_batch_release(b);
+	}
+}
+
+Test(pipeline, resume_continues_exactly_where_the_state_was_saved, .timeout = 120)
+{
+	enum { N = 25 };
+	char *dir = make_dataset(N - 3);
+	/* Failures count as deliveries too: they must not repeat or vanish across a resume. */
+	cr_assert_eq(tfs_write(dir, "zz-bad-1", "nope", 4), 0);
+	cr_assert_eq(tfs_write(dir, "zz-bad-2", "", 0), 0);
+	cr_assert_eq(tfs_write(dir, "zz-bad-3", "\xff\xd8\xff", 3), 0);
+	unsigned seed = 5;
+	for (int trial = 0; trial < 12; trial++) {
+		uint8_t count[N] = {0};
+		rf_config cfg;
+		resume_config(&cfg, 1 + trial % 3);
+		rf_pipeline *p = open_started(&cfg, dir);
+		int stop = (int)(rand_r(&seed) % 14); /* 2 epochs x 7 batches */
+		consume(p, stop, count);
+		char state[256];
+		cr_assert_eq(rf_pipeline_save_state(p, state, sizeof(state)), 0);
+		rf_pipeline_close(p); /* mid-run: threads stop, work in flight is thrown away */
+
+		resume_config(&cfg, 2);
+		cr_assert_eq(rf_pipeline_create(&p, &cfg), 0);
+		cr_assert_eq(rf_pipeline_add(p, dir), 0);
+		cr_assert_eq(rf_pipeline_resume(p, state), 0, "%s", state);
+		cr_assert_eq(rf_pipeline_start(p), 0, "%s", rf_pipeline_error(p));
+		consume(p, -1, count);
+		rf_pipeline_close(p);
+		for (int i = 0; i < N; i++)
+			cr_assert_eq(count[i], 2, "trial %d (stopped after %d batches, state '%s'): input %d delivered %d times",
+				     trial, stop, state, i, count[i]);
+	}
+	tfs_rmtree(dir);
+	free(dir);
+}
+
+Test(pipeline, resume_refuses_a_state_for_other_data, .timeout = 60)
+{
+	char *dir = make_dataset(12);
+	rf_config cfg;
+	resume_config(&cfg, 2);
+	rf_pipeline *p = open_started(&cfg, dir);
+	consume(p, 1, (uint8_t[12]){0});
+	char state[256];
+	cr_assert_eq(rf_pipeline_save_state(p, state, sizeof(state)), 0);
+	char small[10];
+	cr_assert_eq(rf_pipeline_save_state(p, small, sizeof(small)), RF_EINVAL);
+	cr_assert_eq(rf_pipeline_resume(p, state), RF_ESTATE, "too late once started");
+	rf_pipeline_close(p);
+
+	cfg.source.seed = 100; /* another shuffle: the position means something else */
+	cr_assert_eq(rf_pipeline_create(&p, &cfg), 0);
+	cr_assert_eq(rf_pipeline_add(p, dir), 0);
+	cr_assert_eq(rf_pipeline_resume(p, "garbage"), RF_EINVAL);
+	cr_assert_eq(rf_pipeline_resume(p, state), 0);
+	cr_assert_eq(rf_pipeline_start(p), RF_ECONFIG);
+	cr_assert_not_null(strstr(rf_pipeline_error(p), "seed"), "%s", rf_pipeline_error(p));
+	rf_pipeline_close(p);
+
+	resume_config(&cfg, 2);
+	cfg.batch.ordered = false;
+	cr_assert_eq(rf_pipeline_create(&p, &cfg), 0);
+	cr_assert_eq(rf_pipeline_add(p, dir), 0);
+	cr_assert_eq(rf_pipeline_start(p), 0);
+	cr_assert_eq(rf_pipeline_save_state(p, state, sizeof(state)), RF_ESTATE, "unordered runs have no resume point");
+	rf_pipeline_close(p);
+	tfs_rmtree(dir);
+	free(dir);
+}

@@ -190,6 +190,21 @@ RF_API int rf_pipeline_run(rf_pipeline *p, rf_infer_fn fn, void *user);
  */
 RF_API void rf_pipeline_cancel(rf_pipeline *p);
 
+/*
+ * Checkpoint and resume (batch.ordered only). rf_pipeline_save_state writes a
+ * one-line text state into buf: the stream position after the last batch
+ * handed out by rf_pipeline_next, plus what the position depends on (inputs,
+ * shuffle, seed, shard). A new pipeline with the same inputs and source keys
+ * given that text by rf_pipeline_resume (before rf_pipeline_start) continues
+ * exactly there: nothing delivered twice, nothing skipped.
+ * save: RF_ESTATE before start or when unordered, RF_EINVAL if buf is too
+ * small (256 bytes always suffice). resume: RF_EINVAL for text that is not a
+ * state, RF_ESTATE after start; a state that does not match the inputs or
+ * config makes rf_pipeline_start fail with RF_ECONFIG.
+ */
+RF_API int rf_pipeline_save_state(rf_pipeline *p, char *buf, size_t len);
+RF_API int rf_pipeline_resume(rf_pipeline *p, const char *state);
+
 /* Human message for the last failure (empty string if none); owned by p. */
 RF_API const char *rf_pipeline_error(const rf_pipeline *p);
 
