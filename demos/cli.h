@@ -20,6 +20,7 @@ struct consumer {
 	unsigned long long pixels;
 	/* failed items: written to errors_file, the first few echoed to stderr */
 	FILE *errors_file;
+	FILE *list_file; /* --list: one line per delivered image */
 	bool echo_errors;
 	unsigned long long errors_seen;
 };

@@ -104,6 +104,18 @@ static void accumulate(struct consumer *c, const rf_batch *batch)
 	pthread_mutex_unlock(&c->lock);
 }
 
+/* --list: INDEX<TAB>EPOCH<TAB>PATH for every image of the batch. */
+static void list_images(struct consumer *c, const rf_batch *batch)
+{
+	if (!c->list_file)
+		return;
+	pthread_mutex_lock(&c->lock);
+	for (size_t i = 0; i < rf_batch_count(batch); i++)
+		fprintf(c->list_file, "%llu\t%u\t%s\n", (unsigned long long)rf_batch_index(batch, i),
+			rf_batch_epoch(batch), rf_batch_path(batch, i));
+	pthread_mutex_unlock(&c->lock);
+}
+
 static void note_errors(struct consumer *c, const rf_batch *batch)
 {
 	size_t n = rf_batch_error_count(batch);
@@ -125,6 +137,7 @@ int consumer_run(const rf_batch *batch, void *user)
 {
 	struct consumer *c = user;
 	note_errors(c, batch);
+	list_images(c, batch);
 	switch (c->kind) {
 	case CONSUMER_STATS:
 		accumulate(c, batch);

@@ -3,7 +3,7 @@
  *
  *   ringfeed run [--config FILE] [--set SECTION.KEY=VALUE]... [--consumer stats|null|sleep|spin]
  *                [--cost-ms N] [--stats-json FILE] [--errors FILE] [--save-state FILE]
- *                [--resume FILE] [--quiet] PATH...
+ *                [--resume FILE] [--list FILE] [--quiet] PATH...
  *
  * Exit status: 0 the run completed (failed items allowed under on_error = skip),
  * 1 runtime failure, 2 usage or config error, 130 interrupted.
@@ -28,6 +28,7 @@ struct options {
 	const char *errors_path;
 	const char *save_state;
 	const char *resume;
+	const char *list_path;
 	enum consumer_kind consumer;
 	double cost_ms;
 	bool quiet;
@@ -43,7 +44,7 @@ static void usage(FILE *out)
 		"usage: ringfeed run [--config FILE] [--set SECTION.KEY=VALUE]...\n"
 		"                    [--consumer stats|null|sleep|spin] [--cost-ms N]\n"
 		"                    [--stats-json FILE] [--errors FILE] [--save-state FILE]\n"
-		"                    [--resume FILE] [--quiet] PATH...\n"
+		"                    [--resume FILE] [--list FILE] [--quiet] PATH...\n"
 		"       ringfeed --version\n"
 		"PATH: an image file, a directory (walked recursively) or @LIST (one path per line).\n"
 		"Consumers: stats = per-channel mean/std of the output (default), null = release at once,\n"
@@ -89,6 +90,8 @@ static int parse_args(int argc, char **argv, struct options *o)
 			o->stats_json = argv[++i];
 		} else if (strcmp(a, "--errors") == 0) {
 			o->errors_path = argv[++i];
+		} else if (strcmp(a, "--list") == 0) {
+			o->list_path = argv[++i];
 		} else if (strcmp(a, "--save-state") == 0) {
 			o->save_state = argv[++i];
 		} else if (strcmp(a, "--resume") == 0) {
@@ -264,6 +267,18 @@ static int run_pipeline(rf_pipeline *p, const struct options *o, struct consumer
 	return 0;
 }
 
+/* Closes an output file if open; false (with a message) if its data did not reach the disk. */
+static bool close_output(FILE **f, const char *path)
+{
+	if (!*f)
+		return true;
+	bool ok = fclose(*f) == 0;
+	*f = NULL;
+	if (!ok)
+		fprintf(stderr, "ringfeed: cannot write %s\n", path);
+	return ok;
+}
+
 static int cmd_run(int argc, char **argv)
 {
 	struct options o;
@@ -291,16 +306,17 @@ static int cmd_run(int argc, char **argv)
 		fprintf(stderr, "ringfeed: cannot write %s: %s\n", o.errors_path, strerror(errno));
 		goto out;
 	}
+	if (o.list_path && !(c.list_file = fopen(o.list_path, "w"))) {
+		fprintf(stderr, "ringfeed: cannot write %s: %s\n", o.list_path, strerror(errno));
+		goto out;
+	}
 	c.echo_errors = !o.quiet && !o.errors_path;
 	status = run_pipeline(p, &o, &c);
-	if (c.errors_file && fclose(c.errors_file) != 0) {
-		fprintf(stderr, "ringfeed: cannot write %s\n", o.errors_path);
+	if (!close_output(&c.errors_file, o.errors_path) || !close_output(&c.list_file, o.list_path))
 		status = EXIT_RUNTIME;
-	}
-	c.errors_file = NULL;
 out:
-	if (c.errors_file)
-		fclose(c.errors_file);
+	close_output(&c.errors_file, o.errors_path);
+	close_output(&c.list_file, o.list_path);
 	rf_pipeline_close(p);
 	consumer_destroy(&c);
 	free(o.sets);

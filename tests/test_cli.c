@@ -248,3 +248,50 @@ Test(cli, sigint_stops_promptly_with_partial_stats, .timeout = 120)
 	tfs_rmtree(dir);
 	free(dir);
 }
+
+/* Reads a --list file: marks each listed index in seen[], returns the line count. */
+static int read_list(const char *path, int *seen, int n)
+{
+	FILE *f = fopen(path, "r");
+	cr_assert_not_null(f, "no list at %s", path);
+	unsigned long long index;
+	unsigned epoch;
+	char file[4096];
+	int lines = 0;
+	while (fscanf(f, "%llu\t%u\t%4095[^\n]\n", &index, &epoch, file) == 3) {
+		cr_assert_lt(index, (unsigned long long)n);
+		seen[index]++;
+		lines++;
+	}
+	fclose(f);
+	return lines;
+}
+
+Test(cli, mpirun_ranks_get_disjoint_complete_shards, .timeout = 120)
+{
+	if (system("command -v mpirun >/dev/null 2>&1") != 0)
+		cr_skip_test("mpirun is not installed (Debian: openmpi-bin)");
+	char *dir = make_samples(21);
+	char *cmd = NULL;
+	/* Root needs Open MPI's consent; --oversubscribe: two ranks even on a one-core runner. */
+	cr_assert_gt(asprintf(&cmd,
+			      "cd '%s' && OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "
+			      "mpirun -np 2 --oversubscribe sh -c \"'%s' run --quiet --consumer null "
+			      "--set source.shard_index=auto --set source.equal_shards=none "
+			      "--list rank\\$OMPI_COMM_WORLD_RANK.tsv img\" >/dev/null 2>&1",
+			      dir, RF_CLI_PATH),
+		     0);
+	cr_assert_eq(system(cmd), 0, "%s", cmd);
+	free(cmd);
+	int seen[21] = {0};
+	char *rank0 = tfs_path(dir, "rank0.tsv"), *rank1 = tfs_path(dir, "rank1.tsv");
+	int n0 = read_list(rank0, seen, 21), n1 = read_list(rank1, seen, 21);
+	cr_assert_eq(n0, 11, "rank 0 takes positions 0, 2, ..., 20");
+	cr_assert_eq(n1, 10);
+	for (int i = 0; i < 21; i++)
+		cr_assert_eq(seen[i], 1, "input %d seen by %d ranks", i, seen[i]);
+	free(rank0);
+	free(rank1);
+	tfs_rmtree(dir);
+	free(dir);
+}
