@@ -1,7 +1,16 @@
 /*
  * Every format but JPEG goes through stb_image: PNG, BMP, GIF (first frame),
- * TGA, PSD, HDR (tone-mapped to 8 bits), binary PNM. This is the only file
- * that compiles stb_image's implementation.
+ * TGA, PSD, binary PNM. This is the only file that compiles stb_image's
+ * implementation.
+ *
+ * Hardening against Debian's stb_image 2.27 (found by tests/fuzz):
+ * - Radiance HDR is refused: its RLE reader spins forever on a cut file
+ *   (CVE-2021-42715).
+ * - Pixels are always loaded in the file's own channel count and converted
+ *   here: stb's conversion of 16-bit PNM/PNG data to another channel count
+ *   reads past its buffer (CVE-2021-42716).
+ * - 16-bit PNM is refused: 2.27 reads its big-endian samples as little-endian
+ *   (0x8000 decodes as 0), so the pixels would be silently wrong.
  *
  * Thread safety: stb keeps load flags in globals; they are never set here, so
  * every thread sees stb's defaults (no vertical flip). Failure strings are
@@ -21,6 +30,8 @@
  *   for GIF, PSD and TGA; for HDR the missing pixels are unspecified).
  */
 #include <limits.h>
+#include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "decode_codec.h"
@@ -29,6 +40,7 @@
 #define STBI_NO_FAILURE_STRINGS
 #define STBI_NO_JPEG /* TurboJPEG's job */
 #define STBI_NO_PIC  /* not a format anyone feeds a model; less untrusted-input code */
+#define STBI_NO_HDR  /* see the top of this file */
 #define STBI_MAX_DIMENSIONS (1 << 24)
 /* Static, so a program that links its own stb_image does not clash with ours. */
 #define STB_IMAGE_STATIC
@@ -39,6 +51,8 @@
  * name. GCC reports both at the end of the file, past any push/pop.
  */
 #pragma GCC diagnostic ignored "-Wunused-function"
+/* With req_comp = 0 (see below) GCC 12 follows stb's never-taken conversion path and warns. */
+#pragma GCC diagnostic ignored "-Wstringop-overflow"
 #include <stb_image.h>
 
 typedef struct stb_format {
@@ -52,8 +66,6 @@ static const stb_format formats[] = {
 	{"png", "\x89PNG\r\n\x1a\n", 8, 1},
 	{"gif", "GIF8", 4, 1},
 	{"psd", "8BPS", 4, 1},
-	{"hdr", "#?RADIANCE", 10, 1},
-	{"hdr", "#?RGBE", 6, 1},
 	{"bmp", "BM", 2, 0},
 	{"pnm", "P5", 2, 0},
 	{"pnm", "P6", 2, 0},
@@ -61,6 +73,11 @@ static const stb_format formats[] = {
 
 /* TGA has no magic: whatever else stb accepts is a TGA. */
 static const stb_format tga = {"tga", "", 0, 0};
+
+static bool is_hdr(const uint8_t *data, size_t len)
+{
+	return (len >= 10 && !memcmp(data, "#?RADIANCE", 10)) || (len >= 6 && !memcmp(data, "#?RGBE", 6));
+}
 
 static const stb_format *sniff(const uint8_t *data, size_t len)
 {
@@ -134,6 +151,41 @@ static uint64_t pnm_size(const uint8_t *d, size_t len, int w, int h, int comp)
 	return i + 1 + (uint64_t)w * h * comp * (maxval > 255 ? 2 : 1);
 }
 
+/* stb's luma weights, so gray output matches what stb itself would give. */
+static uint8_t luma(const uint8_t *p)
+{
+	return (uint8_t)((p[0] * 77 + p[1] * 150 + p[2] * 29) >> 8);
+}
+
+/*
+ * Converts w x h pixels of `from` channels (1 gray, 2 gray+alpha, 3 RGB,
+ * 4 RGBA) to `to` channels (1, 3 or 4) as stb would: gray is replicated,
+ * colour becomes luma, alpha is dropped or added opaque. malloc'd, NULL if out
+ * of memory.
+ */
+static uint8_t *convert_channels(const uint8_t *src, int w, int h, int from, int to)
+{
+	size_t n = (size_t)w * h;
+	uint8_t *dst = malloc(n * (size_t)to);
+	if (!dst)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		const uint8_t *s = src + i * (size_t)from;
+		uint8_t *d = dst + i * (size_t)to;
+		uint8_t gray = from >= 3 ? luma(s) : s[0];
+		uint8_t alpha = from == 2 ? s[1] : from == 4 ? s[3] : 255;
+		if (to == 1) {
+			d[0] = gray;
+			continue;
+		}
+		for (int k = 0; k < 3; k++)
+			d[k] = from >= 3 ? s[k] : gray;
+		if (to == 4)
+			d[3] = alpha;
+	}
+	return dst;
+}
+
 /* The file size the header promises, for the formats stb would read past the end of. */
 static uint64_t payload_size(const stb_format *f, const uint8_t *d, size_t len, int w, int h, int comp)
 {
@@ -157,6 +209,8 @@ int rf__stb_decode(const rf_config *cfg, const uint8_t *data, size_t len, rf__im
 	if (len > INT_MAX)
 		return rf__fail(reason, reason_len, RF_ETOOBIG,
 				"%zu bytes, over stb_image's 2 GiB input limit", len);
+	if (is_hdr(data, len))
+		return rf__fail(reason, reason_len, RF_EFORMAT, "hdr: Radiance HDR images are not supported");
 	/* stb refuses PNGs over 1 GiB of pixels in its header check: name the size first. */
 	if (!strcmp(f->name, "png") && len >= 24 && !memcmp(data + 12, "IHDR", 4)) {
 		err = rf__check_pixels(cfg, (int)(be32(data + 16) & INT_MAX),
@@ -172,14 +226,23 @@ int rf__stb_decode(const rf_config *cfg, const uint8_t *data, size_t len, rf__im
 	err = rf__check_pixels(cfg, w, h, reason, reason_len);
 	if (err)
 		return err;
+	if (!strcmp(f->name, "pnm") && stbi_is_16_bit_from_memory(data, (int)len))
+		return rf__fail(reason, reason_len, RF_EFORMAT, "pnm: 16-bit samples are not supported");
 	need = payload_size(f, data, len, w, h, comp);
 	if (need > len)
 		return rf__fail(reason, reason_len, RF_EDECODE, "%s: truncated (%zu of %llu bytes)", f->name,
 				len, (unsigned long long)need);
-	px = stbi_load_from_memory(data, (int)len, &w, &h, &comp, c);
+	px = stbi_load_from_memory(data, (int)len, &w, &h, &comp, 0);
 	if (!px)
 		return rf__fail(reason, reason_len, RF_EDECODE, "%s: corrupt, truncated or unsupported data",
 				f->name);
+	if (comp != c) {
+		stbi_uc *converted = convert_channels(px, w, h, comp, c);
+		stbi_image_free(px);
+		if (!converted)
+			return rf__fail(reason, reason_len, RF_ENOMEM, "out of memory for %dx%d pixels", w, h);
+		px = converted; /* stbi_image_free is free(): rf__stb_free releases either */
+	}
 	*img = (rf__image){px, w, h, c, (size_t)w * c};
 	return 0;
 }
