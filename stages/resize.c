@@ -53,10 +53,12 @@ void rf__resizer_free(rf__resizer *r)
 {
 	if (!r)
 		return;
-	rf__scratch_free(&r->x.spans);
-	rf__scratch_free(&r->x.coef);
-	rf__scratch_free(&r->y.spans);
-	rf__scratch_free(&r->y.coef);
+	for (int i = 0; i < RF_AXIS_PLANS; i++) {
+		rf__scratch_free(&r->x[i].spans);
+		rf__scratch_free(&r->x[i].coef);
+		rf__scratch_free(&r->y[i].spans);
+		rf__scratch_free(&r->y[i].coef);
+	}
 	rf__scratch_free(&r->mid);
 	rf__scratch_free(&r->acc);
 }
@@ -232,6 +234,18 @@ static int axis_plan(rf__axis *a, int in_size, double in0, double in1, int out_s
 	a->in1 = in1;
 	a->built = 1;
 	return 0;
+}
+
+/* The kept plan for this geometry, or a rebuilt one in place of the oldest; NULL if out of memory. */
+static rf__axis *axis_for(rf__axis *plans, unsigned *next, int in_size, double in0, double in1, int out_size)
+{
+	for (int i = 0; i < RF_AXIS_PLANS; i++) {
+		rf__axis *a = &plans[i];
+		if (a->built && a->in_size == in_size && a->out_size == out_size && a->in0 == in0 && a->in1 == in1)
+			return a;
+	}
+	rf__axis *a = &plans[(*next)++ % RF_AXIS_PLANS];
+	return axis_plan(a, in_size, in0, in1, out_size) == 0 ? a : NULL;
 }
 
 #ifdef __SSE2__
@@ -470,17 +484,14 @@ static void hpass(const uint8_t *src, size_t stride, int rows, const rf__axis *a
  */
 int rf__resize(rf__resizer *r, const rf__image *src, const rf__box *box, uint8_t *dst, int out_w, int out_h)
 {
-	const rf__axis *ax = &r->x, *ay = &r->y;
+	const rf__axis *ax = axis_for(r->x, &r->next_x, src->w, box->x0, box->x1, out_w);
+	const rf__axis *ay = ax ? axis_for(r->y, &r->next_y, src->h, box->y0, box->y1, out_h) : NULL;
 	size_t out_row = (size_t)out_w * src->c;
 	const uint8_t *cols, *mid;
 	size_t mid_row, mid_stride;
-	int err;
 
-	err = axis_plan(&r->x, src->w, box->x0, box->x1, out_w);
-	if (!err)
-		err = axis_plan(&r->y, src->h, box->y0, box->y1, out_h);
-	if (err)
-		return err;
+	if (!ax || !ay)
+		return RF_ENOMEM;
 	cols = src->px + (size_t)ax->lo * src->c;
 	mid_row = (size_t)(ax->hi - ax->lo) * src->c;
 	if (ay->copy >= 0) {

@@ -2,8 +2,8 @@
  * Separable antialiased resize of interleaved u8 images, the Pillow method: a
  * triangle (bilinear) filter whose support widens with the downscale factor,
  * applied as a vertical then a horizontal pass with fixed-point coefficient
- * tables. The tables are built for one geometry and kept, so a run of images
- * of the same size pays for them once.
+ * tables. The tables of the last few geometries are kept, so a data set of a
+ * few image sizes (portrait, landscape, ...) pays for them once per size.
  */
 #ifndef RF_STAGES_RESIZE_H
 #define RF_STAGES_RESIZE_H
@@ -52,8 +52,12 @@ typedef struct rf__axis {
 	rf__scratch spans, coef;
 } rf__axis;
 
+/* Plans kept per axis; data sets mix a handful of sizes (e.g. 500x375, 375x500, 500x333). */
+#define RF_AXIS_PLANS 4
+
 typedef struct rf__resizer {
-	rf__axis x, y;
+	rf__axis x[RF_AXIS_PLANS], y[RF_AXIS_PLANS];
+	unsigned next_x, next_y; /* the plan replaced next, round robin */
 	rf__scratch mid; /* vertical pass output, input of the horizontal pass */
 	rf__scratch acc; /* one row of 32-bit accumulators */
 } rf__resizer;

@@ -197,7 +197,9 @@ Test(resize, downscale_of_a_gradient_stays_monotonic)
 
 Test(resize, reused_resizer_matches_a_fresh_one)
 {
-	static const int sizes[][2] = {{500, 375}, {120, 80}, {500, 375}, {375, 500}};
+	/* More geometries than the resizer keeps plans for: hits, evictions and rebuilds all agree. */
+	static const int sizes[][2] = {{500, 375}, {120, 80}, {500, 375}, {375, 500}, {64, 48}, {300, 200},
+				       {90, 300}, {500, 333}, {120, 80}, {500, 375}, {375, 500}};
 	rf__resizer r;
 
 	rf__resizer_init(&r);
