@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "decode_codec.h"
 #include "resize.h"
@@ -17,7 +18,9 @@
 struct rf__decoder {
 	const rf_config *cfg;
 	rf__jpeg *jpeg;
-	rf__scratch px; /* decoded JPEG pixels */
+	rf__scratch px;   /* decoded JPEG pixels */
+	rf__scratch rows; /* decoded PNG rows */
+	rf__scratch conv; /* PNG rows in the output channel count */
 	rf__resizer rs;
 };
 
@@ -69,6 +72,8 @@ void rf__decoder_destroy(rf__decoder *d)
 		return;
 	rf__jpeg_destroy(d->jpeg);
 	rf__scratch_free(&d->px);
+	rf__scratch_free(&d->rows);
+	rf__scratch_free(&d->conv);
 	rf__resizer_free(&d->rs);
 	free(d);
 }
@@ -76,6 +81,11 @@ void rf__decoder_destroy(rf__decoder *d)
 static int is_jpeg(const uint8_t *data, size_t len)
 {
 	return len >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF;
+}
+
+static int is_png(const uint8_t *data, size_t len)
+{
+	return len >= 8 && !memcmp(data, "\x89PNG\r\n\x1a\n", 8);
 }
 
 static int resize_out(rf__decoder *d, const rf__image *img, uint8_t *out, char *reason, size_t reason_len)
@@ -102,6 +112,10 @@ int rf__decode_image(rf__decoder *d, const uint8_t *data, size_t len, uint8_t *o
 		return rf__fail(reason, reason_len, RF_EFORMAT, "empty file");
 	if (is_jpeg(data, len)) {
 		err = rf__jpeg_decode(d->jpeg, d->cfg, data, len, &d->px, &img, reason, reason_len);
+		return err ? err : resize_out(d, &img, out, reason, reason_len);
+	}
+	if (is_png(data, len)) {
+		err = rf__png_decode(d->cfg, data, len, &d->rows, &d->conv, &img, reason, reason_len);
 		return err ? err : resize_out(d, &img, out, reason, reason_len);
 	}
 	err = rf__stb_decode(d->cfg, data, len, &img, reason, reason_len);

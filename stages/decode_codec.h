@@ -35,7 +35,22 @@ int rf__jpeg_decode(rf__jpeg *j, const rf_config *cfg, const uint8_t *data, size
 		    rf__image *img, char *reason, size_t reason_len);
 
 /*
- * Decodes any format stb_image knows (JPEG excepted). img->px is allocated by
+ * Decodes a PNG with libpng into rows (grown as needed), converting channels
+ * through out when the file's count differs from cfg's; img points into one of
+ * them. Same codes as rf__jpeg_decode.
+ */
+int rf__png_decode(const rf_config *cfg, const uint8_t *data, size_t len, rf__scratch *rows, rf__scratch *out,
+		   rf__image *img, char *reason, size_t reason_len);
+
+/*
+ * Converts n pixels of `from` channels (1 gray, 2 gray+alpha, 3 RGB, 4 RGBA)
+ * to `to` channels (1, 3 or 4) into dst: gray is replicated, colour becomes
+ * luma with stb_image's weights, alpha is dropped or added opaque.
+ */
+void rf__convert_channels(const uint8_t *src, size_t n, int from, uint8_t *dst, int to);
+
+/*
+ * Decodes any format stb_image knows (JPEG and PNG excepted). img->px is allocated by
  * stb: give it back with rf__stb_free. Same codes as rf__jpeg_decode.
  */
 int rf__stb_decode(const rf_config *cfg, const uint8_t *data, size_t len, rf__image *img, char *reason,

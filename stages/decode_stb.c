@@ -1,28 +1,24 @@
 /*
- * Every format but JPEG goes through stb_image: PNG, BMP, GIF (first frame),
- * TGA, PSD, binary PNM. This is the only file that compiles stb_image's
- * implementation.
+ * The formats that neither TurboJPEG (JPEG) nor libpng (PNG) take go through
+ * stb_image: BMP, GIF (first frame), TGA, PSD, binary PNM. This is the only
+ * file that compiles stb_image's implementation.
  *
  * Hardening against Debian's stb_image 2.27 (found by tests/fuzz):
  * - Radiance HDR is refused: its RLE reader spins forever on a cut file
  *   (CVE-2021-42715).
  * - Pixels are always loaded in the file's own channel count and converted
- *   here: stb's conversion of 16-bit PNM/PNG data to another channel count
- *   reads past its buffer (CVE-2021-42716).
+ *   here: stb's conversion of 16-bit data to another channel count reads
+ *   past its buffer (CVE-2021-42716).
  * - 16-bit PNM is refused: 2.27 reads its big-endian samples as little-endian
  *   (0x8000 decodes as 0), so the pixels would be silently wrong.
  *
  * Thread safety: stb keeps load flags in globals; they are never set here, so
  * every thread sees stb's defaults (no vertical flip). Failure strings are
- * compiled out: the thread-local one is fine, but stb 2.27 formats the name of
- * an unknown PNG chunk into a static buffer, a data race between decoder
- * threads. Reasons are written here instead, naming the sniffed format.
+ * compiled out (stb 2.27 formats some of them into a static buffer, a data race
+ * between decoder threads). Reasons are written here, naming the format.
  *
  * What "truncated" means per format. stb reads past the end of its input as
  * zeros (or, for some raw payloads, not at all, leaving memory unset), so:
- * - PNG: a cut anywhere before the IEND chunk fails (stb checks its chunk
- *   reads, and a cut between chunks reads as a critical chunk of type 0). A cut
- *   inside IEND's CRC is accepted: every pixel was there.
  * - BMP (stb reads uncompressed BMPs only), uncompressed TGA and PNM: the
  *   payload size implied by the header is checked before decoding; a short
  *   file fails. A BMP may omit the padding of its last row.
@@ -39,6 +35,7 @@
 #define STBI_NO_STDIO
 #define STBI_NO_FAILURE_STRINGS
 #define STBI_NO_JPEG /* TurboJPEG's job */
+#define STBI_NO_PNG  /* libpng's (decode_png.c) */
 #define STBI_NO_PIC  /* not a format anyone feeds a model; less untrusted-input code */
 #define STBI_NO_HDR  /* see the top of this file */
 #define STBI_MAX_DIMENSIONS (1 << 24)
@@ -63,7 +60,6 @@ typedef struct stb_format {
 } stb_format;
 
 static const stb_format formats[] = {
-	{"png", "\x89PNG\r\n\x1a\n", 8, 1},
 	{"gif", "GIF8", 4, 1},
 	{"psd", "8BPS", 4, 1},
 	{"bmp", "BM", 2, 0},
@@ -95,11 +91,6 @@ static uint32_t le16(const uint8_t *p)
 static uint32_t le32(const uint8_t *p)
 {
 	return le16(p) | le16(p + 2) << 16;
-}
-
-static uint32_t be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
 /* Bytes an uncompressed BMP needs: pixel offset plus its rows. */
@@ -157,18 +148,8 @@ static uint8_t luma(const uint8_t *p)
 	return (uint8_t)((p[0] * 77 + p[1] * 150 + p[2] * 29) >> 8);
 }
 
-/*
- * Converts w x h pixels of `from` channels (1 gray, 2 gray+alpha, 3 RGB,
- * 4 RGBA) to `to` channels (1, 3 or 4) as stb would: gray is replicated,
- * colour becomes luma, alpha is dropped or added opaque. malloc'd, NULL if out
- * of memory.
- */
-static uint8_t *convert_channels(const uint8_t *src, int w, int h, int from, int to)
+void rf__convert_channels(const uint8_t *src, size_t n, int from, uint8_t *dst, int to)
 {
-	size_t n = (size_t)w * h;
-	uint8_t *dst = malloc(n * (size_t)to);
-	if (!dst)
-		return NULL;
 	for (size_t i = 0; i < n; i++) {
 		const uint8_t *s = src + i * (size_t)from;
 		uint8_t *d = dst + i * (size_t)to;
@@ -183,7 +164,6 @@ static uint8_t *convert_channels(const uint8_t *src, int w, int h, int from, int
 		if (to == 4)
 			d[3] = alpha;
 	}
-	return dst;
 }
 
 /* The file size the header promises, for the formats stb would read past the end of. */
@@ -211,13 +191,6 @@ int rf__stb_decode(const rf_config *cfg, const uint8_t *data, size_t len, rf__im
 				"%zu bytes, over stb_image's 2 GiB input limit", len);
 	if (is_hdr(data, len))
 		return rf__fail(reason, reason_len, RF_EFORMAT, "hdr: Radiance HDR images are not supported");
-	/* stb refuses PNGs over 1 GiB of pixels in its header check: name the size first. */
-	if (!strcmp(f->name, "png") && len >= 24 && !memcmp(data + 12, "IHDR", 4)) {
-		err = rf__check_pixels(cfg, (int)(be32(data + 16) & INT_MAX),
-				       (int)(be32(data + 20) & INT_MAX), reason, reason_len);
-		if (err == RF_ETOOBIG)
-			return err;
-	}
 	if (!stbi_info_from_memory(data, (int)len, &w, &h, &comp) || w <= 0 || h <= 0) {
 		if (!f->strong)
 			return rf__fail(reason, reason_len, RF_EFORMAT, "unsupported image format");
@@ -237,7 +210,9 @@ int rf__stb_decode(const rf_config *cfg, const uint8_t *data, size_t len, rf__im
 		return rf__fail(reason, reason_len, RF_EDECODE, "%s: corrupt, truncated or unsupported data",
 				f->name);
 	if (comp != c) {
-		stbi_uc *converted = convert_channels(px, w, h, comp, c);
+		stbi_uc *converted = malloc((size_t)w * h * c);
+		if (converted)
+			rf__convert_channels(px, (size_t)w * h, comp, converted, c);
 		stbi_image_free(px);
 		if (!converted)
 			return rf__fail(reason, reason_len, RF_ENOMEM, "out of memory for %dx%d pixels", w, h);
