@@ -49,7 +49,9 @@
  */
 #pragma GCC diagnostic ignored "-Wunused-function"
 /* With req_comp = 0 (see below) GCC 12 follows stb's never-taken conversion path and warns. */
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wstringop-overflow"
+#endif
 #include <stb_image.h>
 
 typedef struct stb_format {
