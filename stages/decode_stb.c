@@ -122,12 +122,15 @@ static int pnm_space(uint8_t c)
 	return c == ' ' || (c >= '\t' && c <= '\r');
 }
 
-/* Bytes a binary PNM needs: stb's header grammar, then the raw samples. */
-static uint64_t pnm_size(const uint8_t *d, size_t len, int w, int h, int comp)
+/*
+ * Reads a binary PNM header's width, height and maxval the way stb does
+ * (whitespace and # comments between fields). Returns the offset just after
+ * the last digit, or 0 if a field has 10 or more digits: stb 2.27 accumulates
+ * them in an int and overflows (undefined behaviour; a fuzz finding).
+ */
+static size_t pnm_header(const uint8_t *d, size_t len, uint64_t *maxval)
 {
 	size_t i = 2;
-	uint64_t maxval = 0;
-
 	for (int field = 0; field < 3; field++) {
 		for (;;) {
 			while (i < len && pnm_space(d[i]))
@@ -137,11 +140,21 @@ static uint64_t pnm_size(const uint8_t *d, size_t len, int w, int h, int comp)
 			while (i < len && d[i] != '\n' && d[i] != '\r')
 				i++;
 		}
-		for (maxval = 0; i < len && d[i] >= '0' && d[i] <= '9' && maxval < 65536; i++)
-			maxval = maxval * 10 + (d[i] - '0');
+		int digits = 0;
+		for (*maxval = 0; i < len && d[i] >= '0' && d[i] <= '9'; i++, digits++)
+			*maxval = *maxval * 10 + (d[i] - '0');
+		if (digits >= 10)
+			return 0;
 	}
-	/* One whitespace byte ends the header; samples over 255 take two bytes. */
-	return i + 1 + (uint64_t)w * h * comp * (maxval > 255 ? 2 : 1);
+	return i;
+}
+
+/* Bytes a binary PNM needs: the header, one whitespace byte, then the samples (two bytes over 255). */
+static uint64_t pnm_size(const uint8_t *d, size_t len, int w, int h, int comp)
+{
+	uint64_t maxval;
+	size_t end = pnm_header(d, len, &maxval);
+	return end + 1 + (uint64_t)w * h * comp * (maxval > 255 ? 2 : 1);
 }
 
 /* stb's luma weights, so gray output matches what stb itself would give. */
@@ -193,6 +206,9 @@ int rf__stb_decode(const rf_config *cfg, const uint8_t *data, size_t len, rf__im
 				"%zu bytes, over stb_image's 2 GiB input limit", len);
 	if (is_hdr(data, len))
 		return rf__fail(reason, reason_len, RF_EFORMAT, "hdr: Radiance HDR images are not supported");
+	uint64_t maxval;
+	if (!strcmp(f->name, "pnm") && pnm_header(data, len, &maxval) == 0)
+		return rf__fail(reason, reason_len, RF_EDECODE, "pnm: header number out of range");
 	if (!stbi_info_from_memory(data, (int)len, &w, &h, &comp) || w <= 0 || h <= 0) {
 		if (!f->strong)
 			return rf__fail(reason, reason_len, RF_EFORMAT, "unsupported image format");

@@ -329,7 +329,7 @@ Test(decode, hdr_is_refused_as_unsupported)
 Test(broken, fuzz_reproducers_fail_cleanly, .timeout = 30)
 {
 	static const char *const files[] = {"decode_hdr_rle_truncated_hang", "decode_pnm16_convert_overflow",
-					    "decode_png_empty_idat_null_offset"};
+					    "decode_png_empty_idat_null_offset", "decode_pnm_header_int_overflow"};
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
 		char path[4096];
 		snprintf(path, sizeof(path), "%s/tests/fuzz/crashes/%s", RF_SOURCE_DIR, files[i]);
