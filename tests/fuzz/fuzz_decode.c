@@ -52,7 +52,7 @@ static rf__decoder *decoder_for(unsigned pick)
 	cfg->output.channels = channels[i / NSIZES % NCHANNELS];
 	cfg->output.fit = fits[i / NSIZES / NCHANNELS];
 	/* Legitimately huge images only slow the fuzzer down; the limit path is still reached. */
-	cfg->limits.max_pixels = 4000000;
+	cfg->limits.max_pixels = 1000000;
 	rc = rf__decoder_create(&decoders[i], cfg);
 	check(rc == 0 && decoders[i], "rf__decoder_create failed", rc, "");
 	return decoders[i];
