@@ -1,6 +1,7 @@
 /* Config defaults, the key table, INI loading (inih) and validation. */
 #include <errno.h>
 #include <ini.h>
+#include <stdarg.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -99,10 +100,15 @@ static const struct key_def *find_key(const char *name)
 	return NULL;
 }
 
-static int fail(char *err, size_t err_len, const char *fmt, const char *a, const char *b)
+/* Writes a message into err (which may be NULL) and returns RF_ECONFIG. */
+__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t err_len, const char *fmt, ...)
 {
-	if (err && err_len)
-		snprintf(err, err_len, fmt, a, b);
+	if (err && err_len) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(err, err_len, fmt, ap);
+		va_end(ap);
+	}
 	return RF_ECONFIG;
 }
 
@@ -213,12 +219,12 @@ static int set_value(rf_config *cfg, const struct key_def *k, const char *value,
 int rf_config_set(rf_config *cfg, const char *key, const char *value, char *err, size_t err_len)
 {
 	if (!cfg || !key || !value)
-		return fail(err, err_len, "%s%s", "missing key or value", "");
+		return fail(err, err_len, "missing key or value");
 	const struct key_def *k = find_key(key);
 	if (!k)
-		return fail(err, err_len, "unknown key '%s'%s", key, "");
+		return fail(err, err_len, "unknown key '%s'", key);
 	if (value[0] == '\0' && k->type != K_STRING)
-		return fail(err, err_len, "%s: empty value%s", k->name, "");
+		return fail(err, err_len, "%s: empty value", k->name);
 	rf_config tmp = *cfg;
 	int rc = set_value(&tmp, k, value, err, err_len);
 	if (rc == 0)
@@ -300,7 +306,7 @@ int rf_config_load(rf_config *cfg, const char *path, char *err, size_t err_len)
 	fclose(f);
 	int rc = 0;
 	if (read_error) {
-		rc = fail(err, err_len, "%s: %s", path, "read error");
+		rc = fail(err, err_len, "%s: read error", path);
 	} else if (line != 0) {
 		/* inih returns the first bad line: a key we rejected, or a syntax error before it. */
 		const char *what = line == ctx->error_line ? ctx->msg
@@ -318,7 +324,7 @@ int rf_config_load(rf_config *cfg, const char *path, char *err, size_t err_len)
 int rf_config_validate(const rf_config *cfg, char *err, size_t err_len)
 {
 	if (!cfg)
-		return fail(err, err_len, "%s%s", "no config", "");
+		return fail(err, err_len, "no config");
 	rf_config probe = *cfg;
 	char num[32];
 	/* Every numeric key must be in its range, whichever way it was set. */
@@ -333,7 +339,7 @@ int rf_config_validate(const rf_config *cfg, char *err, size_t err_len)
 			if (set_value(&probe, k, num, err, err_len) != 0)
 				return RF_ECONFIG;
 		} else if (k->type == K_U64 && *(const uint64_t *)field < (uint64_t)k->min) {
-			return fail(err, err_len, "%s: must be at least 1%s", k->name, "");
+			return fail(err, err_len, "%s: must be at least %lld", k->name, k->min);
 		} else if (k->type == K_ENUM) {
 			int v = *(const int *)field;
 			int n = 0;
@@ -344,15 +350,15 @@ int rf_config_validate(const rf_config *cfg, char *err, size_t err_len)
 		}
 	}
 	if (cfg->source.shard_index >= cfg->source.shard_count)
-		return fail(err, err_len, "source.shard_index: must be below source.shard_count%s%s", "", "");
+		return fail(err, err_len, "source.shard_index: must be below source.shard_count");
 	if (cfg->output.channels == 2)
-		return fail(err, err_len, "output.channels: expected 1, 3 or 4, got %s%s", "2", "");
+		return fail(err, err_len, "output.channels: expected 1, 3 or 4, got 2");
 	for (int c = 0; c < 4; c++)
 		if (!(cfg->output.std[c] != 0.0f))
-			return fail(err, err_len, "output.std: must not be zero%s%s", "", "");
+			return fail(err, err_len, "output.std: must not be zero");
 	uint64_t slot = (uint64_t)cfg->output.width * cfg->output.height * cfg->output.channels *
 			(cfg->output.layout == RF_LAYOUT_NCHW_F32 ? 4 : 1);
 	if (slot * (uint64_t)cfg->batch.size > (1ull << 32))
-		return fail(err, err_len, "batch.size: a batch of this output shape exceeds 4 GiB%s%s", "", "");
+		return fail(err, err_len, "batch.size: a batch of this output shape exceeds 4 GiB");
 	return 0;
 }
