@@ -119,16 +119,7 @@ static int build_config(const struct options *o, rf_config *cfg)
 		return -1;
 	}
 	for (int i = 0; i < o->set_count; i++) {
-		char key[128];
-		const char *eq = strchr(o->sets[i], '=');
-		size_t klen = eq ? (size_t)(eq - o->sets[i]) : 0;
-		if (!eq || klen == 0 || klen >= sizeof(key)) {
-			fprintf(stderr, "ringfeed: --set expects SECTION.KEY=VALUE, got '%s'\n", o->sets[i]);
-			return -1;
-		}
-		memcpy(key, o->sets[i], klen);
-		key[klen] = '\0';
-		if (rf_config_set(cfg, key, eq + 1, err, sizeof(err)) != 0) {
+		if (rf_config_set_pair(cfg, o->sets[i], err, sizeof(err)) != 0) {
 			fprintf(stderr, "ringfeed: --set %s: %s\n", o->sets[i], err);
 			return -1;
 		}

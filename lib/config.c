@@ -232,6 +232,18 @@ int rf_config_set(rf_config *cfg, const char *key, const char *value, char *err,
 	return rc;
 }
 
+int rf_config_set_pair(rf_config *cfg, const char *assignment, char *err, size_t err_len)
+{
+	char key[128];
+	const char *eq = assignment ? strchr(assignment, '=') : NULL;
+	size_t klen = eq ? (size_t)(eq - assignment) : 0;
+	if (klen == 0 || klen >= sizeof(key))
+		return fail(err, err_len, "expected SECTION.KEY=VALUE, got '%s'", assignment ? assignment : "");
+	memcpy(key, assignment, klen);
+	key[klen] = '\0';
+	return rf_config_set(cfg, key, eq + 1, err, err_len);
+}
+
 struct ini_ctx {
 	rf_config cfg;
 	FILE *file;

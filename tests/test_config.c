@@ -469,3 +469,21 @@ Test(config, syntax_error_before_a_bad_key_is_reported_as_syntax)
 	assert_contains(err, "syntax error");
 	cr_assert_null(strstr(err, "decoder.bogus"), "'%s' pairs line 2 with line 4's key", err);
 }
+
+Test(config, set_pair_splits_at_the_first_equals)
+{
+	rf_config c, before;
+	rf_config_init(&c);
+	char err[256] = "";
+	cr_assert_eq(rf_config_set_pair(&c, "output.mean=1,2,3", err, sizeof(err)), 0, "%s", err);
+	cr_assert_float_eq(c.output.mean[2], 3.0f, 1e-6);
+	cr_assert_eq(rf_config_set_pair(&c, "source.extensions=a=b", err, sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(c.source.extensions, "a=b");
+	before = c;
+	cr_assert_eq(rf_config_set_pair(&c, "decoder.threads", err, sizeof(err)), RF_ECONFIG);
+	assert_contains(err, "SECTION.KEY=VALUE");
+	cr_assert_eq(rf_config_set_pair(&c, "=4", err, sizeof(err)), RF_ECONFIG);
+	cr_assert_eq(rf_config_set_pair(&c, "decoder.bogus=4", err, sizeof(err)), RF_ECONFIG);
+	assert_contains(err, "decoder.bogus");
+	cr_assert_eq(memcmp(&c, &before, sizeof(c)), 0, "failed sets leave cfg alone");
+}

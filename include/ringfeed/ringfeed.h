@@ -128,6 +128,12 @@ RF_API void rf_config_init(rf_config *cfg);
 RF_API int rf_config_set(rf_config *cfg, const char *key, const char *value, char *err, size_t err_len);
 
 /*
+ * As rf_config_set, from one "section.key=value" string (a command-line
+ * --set argument). RF_ECONFIG with a message if there is no '=' or no key.
+ */
+RF_API int rf_config_set_pair(rf_config *cfg, const char *assignment, char *err, size_t err_len);
+
+/*
  * Reads an INI file ([section] then key = value lines) onto cfg. Unknown
  * keys, bad values and unreadable files return RF_ECONFIG with a message
  * naming the file, line and key in err.
