@@ -260,7 +260,12 @@ int rf_pipeline_next(rf_pipeline *p, rf_batch **out)
 	rf__count(&st->starved_ns, now - t);
 	if (rc == RF_EOF) {
 		mark_ended(p);
-		return RF_EOF;
+		/*
+		 * A cancel stops loaders before it reaches the later queues, so their
+		 * ends can still close as if the data ran out: the end of data is
+		 * only the end while nobody canceled.
+		 */
+		return atomic_load(&p->canceled) ? stopped_code(p) : RF_EOF;
 	}
 	if (rc != 0)
 		return stopped_code(p);
