@@ -1,7 +1,7 @@
 /*
  * Contract between the core and the decoder stage (stages/decode*.c,
  * stages/resize.c, stages/convert.c). A decoder thread owns one rf__decoder
- * (TurboJPEG handle, scratch buffers, resize plans); nothing in it is shared.
+ * (libjpeg decompressor, scratch buffers, resize plans); nothing in it is shared.
  */
 #ifndef RF_LIB_DECODE_H
 #define RF_LIB_DECODE_H

@@ -3,7 +3,7 @@
 # default what ringfeed needs to build, test and run its demo.
 set -euo pipefail
 packages=("$@")
-[ ${#packages[@]} -gt 0 ] || packages=(build-essential cmake pkg-config liburing-dev libturbojpeg0-dev
+[ ${#packages[@]} -gt 0 ] || packages=(build-essential cmake pkg-config liburing-dev libjpeg62-turbo-dev libturbojpeg0-dev
 	libstb-dev libinih-dev libpng-dev libcjson-dev libcriterion-dev openmpi-bin)
 missing=()
 for p in "${packages[@]}"; do

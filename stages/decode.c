@@ -1,6 +1,6 @@
 /*
  * Decoder front: sniffs the format from the first bytes (never the file name),
- * hands the bytes to TurboJPEG or stb_image, and resizes the result into the
+ * hands the bytes to libjpeg-turbo, libpng or stb_image, and resizes the result into the
  * caller's buffer. Everything it allocates is kept in the rf__decoder and
  * reused, so a warmed-up JPEG decode allocates nothing.
  */
@@ -111,7 +111,7 @@ int rf__decode_image(rf__decoder *d, const uint8_t *data, size_t len, uint8_t *o
 	if (len == 0)
 		return rf__fail(reason, reason_len, RF_EFORMAT, "empty file");
 	if (is_jpeg(data, len)) {
-		err = rf__jpeg_decode(d->jpeg, d->cfg, data, len, &d->px, &img, reason, reason_len);
+		err = rf__jpeg_decode(d->jpeg, d->cfg, &d->rs, data, len, &d->px, &img, reason, reason_len);
 		return err ? err : resize_out(d, &img, out, reason, reason_len);
 	}
 	if (is_png(data, len)) {

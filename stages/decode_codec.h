@@ -1,6 +1,6 @@
 /*
- * Inside the decoder stage: what decode.c asks of its two codecs, TurboJPEG
- * (decode_jpeg.c) and stb_image (decode_stb.c). Each codec reads the header,
+ * Inside the decoder stage: what decode.c asks of its codecs, libjpeg-turbo
+ * (decode_jpeg.c), libpng (decode_png.c) and stb_image (decode_stb.c). Each codec reads the header,
  * enforces limits through rf__check_pixels before it allocates pixels, and
  * hands back an image with cfg->output.channels channels.
  */
@@ -22,17 +22,18 @@ int rf__check_pixels(const rf_config *cfg, int w, int h, char *reason, size_t re
 
 typedef struct rf__jpeg rf__jpeg;
 
-/* One TurboJPEG decompressor; RF_ENOMEM if it cannot be made. */
+/* One libjpeg decompressor; RF_ENOMEM if it cannot be made. */
 int rf__jpeg_create(rf__jpeg **out);
 void rf__jpeg_destroy(rf__jpeg *j);
 
 /*
  * Decodes a JPEG, shrunk at decode time as far as cfg's output allows, into
- * px (grown as needed); img points into px. RF_EFORMAT / RF_EDECODE /
- * RF_ETOOBIG / RF_ENOMEM with a reason.
+ * px (grown as needed); img points into px and holds only the window that
+ * rs's resize to cfg's output reads (img->win_w > 0). RF_EFORMAT /
+ * RF_EDECODE / RF_ETOOBIG / RF_ENOMEM with a reason.
  */
-int rf__jpeg_decode(rf__jpeg *j, const rf_config *cfg, const uint8_t *data, size_t len, rf__scratch *px,
-		    rf__image *img, char *reason, size_t reason_len);
+int rf__jpeg_decode(rf__jpeg *j, const rf_config *cfg, rf__resizer *rs, const uint8_t *data, size_t len,
+		    rf__scratch *px, rf__image *img, char *reason, size_t reason_len);
 
 /*
  * Decodes a PNG with libpng into rows (grown as needed), converting channels

@@ -1,5 +1,5 @@
 /*
- * The formats that neither TurboJPEG (JPEG) nor libpng (PNG) take go through
+ * The formats that neither libjpeg-turbo (JPEG) nor libpng (PNG) take go through
  * stb_image: BMP, GIF (first frame), TGA, PSD, binary PNM. This is the only
  * file that compiles stb_image's implementation.
  *
@@ -34,7 +34,7 @@
 
 #define STBI_NO_STDIO
 #define STBI_NO_FAILURE_STRINGS
-#define STBI_NO_JPEG /* TurboJPEG's job */
+#define STBI_NO_JPEG /* libjpeg-turbo's job */
 #define STBI_NO_PNG  /* libpng's (decode_png.c) */
 #define STBI_NO_PIC  /* not a format anyone feeds a model; less untrusted-input code */
 #define STBI_NO_HDR  /* see the top of this file */

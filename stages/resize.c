@@ -379,13 +379,14 @@ static int overread_rows(int rows, size_t stride)
 #endif
 
 /*
- * Vertical pass over row_bytes bytes of each row. Portable part: a row of
+ * Vertical pass over row_bytes bytes of each row; src's first row is input
+ * row y0. Portable part: a row of
  * accumulators per output row and one multiply-add sweep per tap over
  * contiguous bytes, which compilers vectorise; with SSE2 it only does the
  * last row_bytes % 16 bytes.
  */
-static void vpass(const uint8_t *src, size_t stride, size_t row_bytes, const rf__axis *ay, uint8_t *dst,
-		  size_t dst_stride, int32_t *restrict acc)
+static void vpass(const uint8_t *src, size_t stride, int y0, size_t row_bytes, const rf__axis *ay,
+		  uint8_t *dst, size_t dst_stride, int32_t *restrict acc)
 {
 	const rf__span *sp = ay->spans.p;
 	const int16_t *coef = ay->coef.p;
@@ -396,7 +397,7 @@ static void vpass(const uint8_t *src, size_t stride, size_t row_bytes, const rf_
 #endif
 	for (int o = 0; o < ay->out_size; o++) {
 		const int16_t *k = coef + (size_t)o * ay->taps;
-		const uint8_t *restrict row = src + (size_t)sp[o].start * stride;
+		const uint8_t *restrict row = src + (size_t)(sp[o].start - y0) * stride;
 		uint8_t *restrict d = dst + (size_t)o * dst_stride;
 		int16_t kt = k[0];
 
@@ -477,6 +478,26 @@ static void hpass(const uint8_t *src, size_t stride, int rows, const rf__axis *a
 	}
 }
 
+int rf__resize_window(rf__resizer *r, int w, int h, const rf__box *box, int out_w, int out_h, rf__window *win)
+{
+	const rf__axis *ax = axis_for(r->x, &r->next_x, w, box->x0, box->x1, out_w);
+	const rf__axis *ay = ax ? axis_for(r->y, &r->next_y, h, box->y0, box->y1, out_h) : NULL;
+
+	if (!ax || !ay)
+		return RF_ENOMEM;
+	*win = (rf__window){ax->lo, ay->lo, ax->hi, ay->hi};
+	return 0;
+}
+
+/* True when src holds every pixel the plans read. */
+static int window_covers(const rf__image *src, const rf__axis *ax, const rf__axis *ay)
+{
+	if (src->win_w <= 0)
+		return src->x0 == 0 && src->y0 == 0;
+	return ax->lo >= src->x0 && ax->hi <= src->x0 + src->win_w && ay->lo >= src->y0 &&
+	       ay->hi <= src->y0 + src->win_h;
+}
+
 /*
  * Vertical first: per sample it is the cheaper pass (a sweep does 16 bytes),
  * so it takes the full-width rows down to out_h, and the horizontal pass only
@@ -492,10 +513,13 @@ int rf__resize(rf__resizer *r, const rf__image *src, const rf__box *box, uint8_t
 
 	if (!ax || !ay)
 		return RF_ENOMEM;
-	cols = src->px + (size_t)ax->lo * src->c;
+	if (!window_covers(src, ax, ay))
+		return RF_EINVAL;
+	/* cols: column ax->lo of the window's first row; vpass counts rows from src->y0. */
+	cols = src->px + (size_t)(ax->lo - src->x0) * src->c;
 	mid_row = (size_t)(ax->hi - ax->lo) * src->c;
 	if (ay->copy >= 0) {
-		mid = cols + (size_t)ay->copy * src->stride;
+		mid = cols + (size_t)(ay->copy - src->y0) * src->stride;
 		mid_stride = src->stride;
 	} else {
 		uint8_t *to = dst;
@@ -508,7 +532,7 @@ int rf__resize(rf__resizer *r, const rf__image *src, const rf__box *box, uint8_t
 				return RF_ENOMEM;
 			to = r->mid.p;
 		}
-		vpass(cols, src->stride, mid_row, ay, to, mid_row, r->acc.p);
+		vpass(cols, src->stride, src->y0, mid_row, ay, to, mid_row, r->acc.p);
 		if (ax->copy >= 0)
 			return 0;
 		mid = to;

@@ -23,12 +23,22 @@ typedef struct rf__scratch {
 int rf__scratch_reserve(rf__scratch *s, size_t n);
 void rf__scratch_free(rf__scratch *s);
 
-/* An interleaved u8 image, rows stride bytes apart. */
+/*
+ * An interleaved u8 image of w x h pixels, rows stride bytes apart. A decoder
+ * that decoded only a window of it says so with win_w > 0: px then holds
+ * columns [x0, x0 + win_w) and rows [y0, y0 + win_h) only.
+ */
 typedef struct rf__image {
 	const uint8_t *px;
 	int w, h, c;
 	size_t stride;
+	int x0, y0, win_w, win_h;
 } rf__image;
+
+/* Whole pixels [x0, x1) x [y0, y1) of an image. */
+typedef struct rf__window {
+	int x0, y0, x1, y1;
+} rf__window;
 
 /* Source window in pixel units; fractional so that crops are exact. */
 typedef struct rf__box {
@@ -79,8 +89,17 @@ void rf__fit_box(int w, int h, int out_w, int out_h, rf_fit fit, rf__box *box);
 void rf__fit_need(int w, int h, int out_w, int out_h, rf_fit fit, int *need_w, int *need_h);
 
 /*
+ * The pixels of a w x h image that rf__resize reads for box -> out_w x out_h:
+ * a decoder that can skip pixels (JPEG crop decode) needs only these. Builds
+ * (and keeps) the same plans the resize will use. 0 or RF_ENOMEM.
+ */
+int rf__resize_window(rf__resizer *r, int w, int h, const rf__box *box, int out_w, int out_h,
+		      rf__window *win);
+
+/*
  * Resamples box of src into dst (out_w x out_h x src->c, rows packed).
- * 1 <= src->c <= 4. Returns 0 or RF_ENOMEM.
+ * 1 <= src->c <= 4. Returns 0, RF_ENOMEM, or RF_EINVAL when src is a window
+ * that lacks pixels the resize reads.
  */
 int rf__resize(rf__resizer *r, const rf__image *src, const rf__box *box, uint8_t *dst, int out_w, int out_h);
 

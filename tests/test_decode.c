@@ -241,6 +241,76 @@ Test(decode, scaled_jpeg_matches_resized_original)
 	assert_scaled_jpeg_close(100, 80, 224, 224, RF_FIT_COVER); /* upscale */
 }
 
+/*
+ * The JPEG decoder decodes only the window the resize reads (cropped columns,
+ * skipped rows). Its result must be byte for byte what a full decode of the
+ * whole image at the same DCT scale gives through the same resize.
+ */
+static void assert_window_decode_exact(int w, int h, int samp, int flags, int c, int out_w, int out_h)
+{
+	static const int pf[] = {0, TJPF_GRAY, 0, TJPF_RGB, TJPF_RGBA};
+	rf_config cfg = config(out_w, out_h, c, RF_FIT_COVER);
+	uint8_t *px = timg_pattern(w, h, samp == TJSAMP_GRAY ? 1 : 3, 17);
+	uint8_t *want = malloc((size_t)out_w * out_h * c);
+	unsigned char *jpeg = NULL;
+	unsigned long size = 0;
+	tjhandle enc = tjInitCompress(), dec = tjInitDecompress();
+	int need_w, need_h, denom = 8;
+
+	cr_assert_eq(tjCompress2(enc, px, w, 0, h, samp == TJSAMP_GRAY ? TJPF_GRAY : TJPF_RGB, &jpeg, &size, samp,
+				 90, flags),
+		     0, "%s", tjGetErrorStr2(enc));
+	/* the decoder's scale: the smallest of 1/8, 1/4, 1/2 that still covers the target, else 1/1 */
+	rf__fit_need(w, h, out_w, out_h, RF_FIT_COVER, &need_w, &need_h);
+	while (denom > 1 && ((w + denom - 1) / denom < need_w || (h + denom - 1) / denom < need_h))
+		denom /= 2;
+	tjscalingfactor f = {1, denom};
+	int sw = TJSCALED(w, f), sh = TJSCALED(h, f);
+	uint8_t *full = malloc((size_t)sw * sh * c);
+	cr_assert_eq(tjDecompress2(dec, jpeg, size, full, sw, sw * c, sh, pf[c], 0), 0, "%s", tjGetErrorStr2(dec));
+	rf__image img = {full, sw, sh, c, (size_t)sw * c};
+	rf__resizer rs;
+	rf__box box;
+	rf__resizer_init(&rs);
+	rf__fit_box(sw, sh, out_w, out_h, RF_FIT_COVER, &box);
+	cr_assert_eq(rf__resize(&rs, &img, &box, want, out_w, out_h), 0);
+
+	result r = decode(&cfg, jpeg, size);
+	cr_assert_eq(r.code, 0, "%s", r.reason);
+	size_t n = (size_t)out_w * out_h * c, diff = 0;
+	for (size_t i = 0; i < n; i++)
+		diff += r.px[i] != want[i];
+	cr_assert_eq(diff, 0, "%dx%d samp %d flags %d c %d -> %dx%d at 1/%d: %zu of %zu bytes differ", w, h, samp,
+		     flags, c, out_w, out_h, denom, diff, n);
+	rf__resizer_free(&rs);
+	free(r.px);
+	free(full);
+	free(want);
+	tjFree(jpeg);
+	tjDestroy(enc);
+	tjDestroy(dec);
+	free(px);
+}
+
+Test(decode, window_decode_equals_full_decode)
+{
+	static const int samps[] = {TJSAMP_444, TJSAMP_422, TJSAMP_420, TJSAMP_440, TJSAMP_411, TJSAMP_GRAY};
+	static const int sizes[][2] = {{500, 375}, {375, 500}, {500, 333}, {333, 500}, {403, 291}, {1000, 750},
+				       {2000, 1500}, {230, 900}};
+
+	for (size_t s = 0; s < sizeof(samps) / sizeof(*samps); s++)
+		for (size_t z = 0; z < sizeof(sizes) / sizeof(*sizes); z++)
+			assert_window_decode_exact(sizes[z][0], sizes[z][1], samps[s], 0, 3, 224, 224);
+	/* progressive, other channel counts, a non-square target, an upscale */
+	assert_window_decode_exact(500, 375, TJSAMP_420, TJFLAG_PROGRESSIVE, 3, 224, 224);
+	assert_window_decode_exact(375, 500, TJSAMP_422, TJFLAG_PROGRESSIVE, 3, 224, 224);
+	assert_window_decode_exact(500, 375, TJSAMP_420, 0, 1, 224, 224);
+	assert_window_decode_exact(375, 500, TJSAMP_420, 0, 4, 224, 224);
+	assert_window_decode_exact(640, 480, TJSAMP_420, 0, 3, 160, 48);
+	assert_window_decode_exact(640, 480, TJSAMP_420, 0, 3, 48, 160);
+	assert_window_decode_exact(120, 90, TJSAMP_420, 0, 3, 224, 224);
+}
+
 Test(decode, scaled_jpeg_cover_keeps_geometry)
 {
 	rf_config cfg = config(224, 224, 1, RF_FIT_COVER);

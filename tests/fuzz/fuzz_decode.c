@@ -4,7 +4,7 @@
  * Input: one byte that picks the output config, then the image bytes. The
  * decoders are created on first use and kept, one per config as a pipeline's
  * decoder thread keeps one for its fixed config, so state carried from image
- * to image (TurboJPEG handle, scratch buffers, resize plans) is fuzzed too.
+ * to image (libjpeg decompressor, scratch buffers, resize plans) is fuzzed too.
  */
 #include <stdint.h>
 #include <stdio.h>
