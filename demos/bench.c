@@ -2,7 +2,7 @@
  * ringfeed-bench: throughput of ringfeed against a plain loop over the same
  * decoders, on the same files, interleaved and repeated in one process.
  *
- *   ringfeed-bench [--system ringfeed,hand] [--threads 1,2] [--repeat R] [--limit N]
+ *   ringfeed-bench [--system ringfeed,hand,cancel] [--threads 1,2] [--repeat R] [--limit N]
  *                  [--api pull|push] [--set SECTION.KEY=VALUE]... [--round-base N] PATH...
  *
  * Systems:
@@ -13,6 +13,11 @@
  *             slices of the file list, each doing open + read + rf__decode_image
  *             + rf__convert into its own batch.size-slot buffer (the ceiling
  *             for ringfeed's own decoders).
+ *   cancel    shutdown latency: ringfeed as above, consumed for 0..9 batches,
+ *             then rf_pipeline_cancel + rf_pipeline_close, timed from the
+ *             cancel call until close has joined every thread and freed
+ *             everything; ten runs per round and thread count, one JSON line
+ *             each ("cancel_seconds").
  * Both use one config: ImageNet mean/std, nchw_f32, 224x224 cover, then the
  * --set overrides; --threads K wins over any decoder.threads set.
  *
@@ -42,7 +47,7 @@
 #define EXIT_USAGE 2
 #define MAX_THREAD_COUNTS 16
 
-enum { SYS_RINGFEED = 1, SYS_HAND = 2 };
+enum { SYS_RINGFEED = 1, SYS_HAND = 2, SYS_CANCEL = 4 };
 
 struct files {
 	char **path;
@@ -79,7 +84,7 @@ struct result {
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: ringfeed-bench [--system ringfeed,hand] [--threads 1,2] [--repeat R] [--limit N]\n"
+		"usage: ringfeed-bench [--system ringfeed,hand,cancel] [--threads 1,2] [--repeat R] [--limit N]\n"
 		"                      [--api pull|push] [--set SECTION.KEY=VALUE]...\n"
 		"                      [--round-base N] PATH...\n"
 		"PATH: an image file, a directory (walked recursively, sorted) or @LIST.\n"
@@ -372,6 +377,50 @@ static int run_hand(const rf_config *cfg, const struct files *f, int threads, st
 	return rc;
 }
 
+/* ---- cancel latency ------------------------------------------------------------- */
+
+enum { CANCEL_RUNS = 10 };
+
+/* One run stopped after `after` batches; prints its JSON line. 0 or an RF_ code. */
+static int run_cancel(const rf_config *base, const struct files *f, int threads, int round, int after)
+{
+	rf_config cfg = *base;
+	cfg.decoder.threads = threads;
+	rf_pipeline *p = NULL;
+	rf_batch *b;
+	int rc = rf_pipeline_create(&p, &cfg);
+	for (size_t i = 0; rc == 0 && i < f->count; i++)
+		rc = rf_pipeline_add(p, f->path[i]);
+	if (rc == 0)
+		rc = rf_pipeline_start(p);
+	for (int got = 0; rc == 0 && got < after && (rc = rf_pipeline_next(p, &b)) == 0; got++)
+		rf_batch_release(b);
+	if (rc != 0 && rc != RF_EOF) {
+		fprintf(stderr, "ringfeed-bench: cancel: %s\n",
+			p && rf_pipeline_error(p)[0] ? rf_pipeline_error(p) : rf_strerror(rc));
+		rf_pipeline_close(p);
+		return rc;
+	}
+	double t0 = now_s();
+	rf_pipeline_cancel(p);
+	rf_pipeline_close(p);
+	double took = now_s() - t0;
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "system", "cancel");
+	cJSON_AddNumberToObject(o, "threads", threads);
+	cJSON_AddNumberToObject(o, "round", round);
+	cJSON_AddNumberToObject(o, "after_batches", after);
+	cJSON_AddBoolToObject(o, "data_ended_first", rc == RF_EOF);
+	cJSON_AddNumberToObject(o, "cancel_seconds", took);
+	char *line = cJSON_PrintUnformatted(o);
+	if (line)
+		printf("%s\n", line);
+	fflush(stdout);
+	free(line);
+	cJSON_Delete(o);
+	return 0;
+}
+
 /* ---- output -------------------------------------------------------------------- */
 
 static void add_stage(cJSON *o, const char *prefix, const rf_stage_stats *st, double wall)
@@ -428,6 +477,8 @@ static int parse_systems(const char *s, int *out)
 			*out |= SYS_RINGFEED;
 		else if (strcmp(t, "hand") == 0)
 			*out |= SYS_HAND;
+		else if (strcmp(t, "cancel") == 0)
+			*out |= SYS_CANCEL;
 		else
 			return -1;
 	}
@@ -551,10 +602,17 @@ static int build_config(const struct options *o, rf_config *cfg)
 static int bench(const struct options *o, const rf_config *cfg)
 {
 	for (int round = 0; round < o->repeat; round++) {
-		for (int sys = SYS_RINGFEED; sys <= SYS_HAND; sys <<= 1) {
+		for (int sys = SYS_RINGFEED; sys <= SYS_CANCEL; sys <<= 1) {
 			for (int t = 0; t < o->thread_counts && (o->systems & sys); t++) {
 				struct result r = {.threads = o->threads[t], .round = o->round_base + round};
-				int rc;
+				int rc = 0;
+				if (sys == SYS_CANCEL) {
+					for (int k = 0; rc == 0 && k < CANCEL_RUNS; k++)
+						rc = run_cancel(cfg, &o->files, r.threads, r.round, k);
+					if (rc != 0)
+						return EXIT_RUNTIME;
+					continue;
+				}
 				if (sys == SYS_RINGFEED) {
 					r.system = "ringfeed";
 					rc = run_ringfeed(cfg, &o->files, r.threads, o->push, &r);

@@ -39,7 +39,9 @@ size_t rf__slot_bytes(const rf_config *cfg);
 typedef struct rf__converter {
 	rf_layout layout;
 	int width, height, channels;
+	float mean[4], std[4];
 	float lut[4][256]; /* (x - mean[c]) / std[c] per channel and byte value */
+	int avx2;	   /* 1: the CPU has AVX2 and the channel count has a kernel */
 } rf__converter;
 
 void rf__converter_init(rf__converter *cv, const rf_config *cfg);

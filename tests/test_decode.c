@@ -725,6 +725,29 @@ static uint8_t *bad_precision_jpeg(size_t *len)
 	return data;
 }
 
+/*
+ * A tall image to a square cover output: only the middle fifth of the rows is
+ * decoded into pixels. Cuts in the rows above and below that window must
+ * still fail: skipped rows are entropy-decoded and the stream is read to its end.
+ */
+Test(broken, jpeg_cut_outside_the_decoded_window_fails)
+{
+	rf_config cfg = config(32, 32, 3, RF_FIT_COVER);
+	uint8_t *px = timg_pattern(96, 480, 3, 11), *data;
+	size_t len, cuts[16], n = 0;
+
+	data = encode("jpg", 96, 480, 3, px, &len);
+	result whole = decode(&cfg, data, len);
+	cr_assert_eq(whole.code, 0, "%s", whole.reason);
+	free(whole.px);
+	for (int k = 1; k < 10; k++)
+		cuts[n++] = len * k / 10;
+	cuts[n++] = len - 2; /* no EOI marker */
+	assert_cuts_fail("jpeg", data, len, cuts, n, "jpeg: ");
+	free(data);
+	free(px);
+}
+
 Test(broken, corrupt_jpeg_header)
 {
 	static const uint8_t junk[] = {0xFF, 0xD8, 0xFF, 0x00, 'n', 'o', 'p', 'e', 0, 0, 0, 0};

@@ -1,6 +1,7 @@
 /* Whole pipeline runs: ordering, accounting of every item, both APIs, cancel, stats. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <grp.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <pthread.h>
@@ -9,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "ringfeed/ringfeed.h"
@@ -400,6 +403,77 @@ Test(pipeline, cancel_from_another_thread_wakes_the_consumer, .timeout = 60)
 	rf_pipeline_close(p);
 	tfs_rmtree(dir);
 	free(dir);
+}
+
+/*
+ * Runs dir through the pipeline as a user that may not read secret.png; the
+ * exit status says what came out (0: two images and one "Permission denied"
+ * record for secret.png, nothing else). Root reads anything, so under root
+ * this runs after becoming nobody (65534).
+ */
+static int run_unprivileged(const char *dir, rf_backend backend)
+{
+	if (geteuid() == 0) {
+		if (setgroups(0, NULL) || setgid(65534) || setuid(65534))
+			return 20;
+		prctl(PR_SET_DUMPABLE, 1); /* setuid clears it; LeakSanitizer needs it */
+	}
+	rf_config cfg;
+	base_config(&cfg);
+	cfg.loader.backend = backend;
+	rf_pipeline *p;
+	rf_batch *b;
+	int rc, ok = 0, denied = 0, other = 0;
+	if (rf_pipeline_create(&p, &cfg) || rf_pipeline_add(p, dir) || rf_pipeline_start(p))
+		return 21;
+	while ((rc = rf_pipeline_next(p, &b)) == 0) {
+		ok += (int)rf_batch_count(b);
+		for (size_t e = 0; e < rf_batch_error_count(b); e++) {
+			const rf_item_error *err = rf_batch_error(b, e);
+			bool expected = err->code == RF_EIO && strstr(err->reason, "Permission denied") &&
+					strstr(err->path, "secret.png");
+			if (!expected)
+				fprintf(stderr, "unexpected error record: %s: %s (%s)\n", err->path, err->reason,
+					rf_err_name(err->code));
+			denied += expected;
+			other += !expected;
+		}
+		rf_batch_release(b);
+	}
+	rf_pipeline_close(p);
+	if (rc != RF_EOF)
+		return 22;
+	return ok == 2 && denied == 1 && other == 0 ? 0 : 23;
+}
+
+static void check_unreadable(rf_backend backend)
+{
+	char *dir = make_dataset(2);
+	write_indexed_png(dir, "secret.png", 2);
+	char *secret = tfs_path(dir, "secret.png");
+	cr_assert_eq(chmod(secret, 0), 0);
+	cr_assert_eq(chmod(dir, 0755), 0); /* nobody may list it */
+	fflush(NULL);
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0)
+		_exit(run_unprivileged(dir, backend));
+	int status;
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status), "child died (status %d)", status);
+	cr_assert_eq(WEXITSTATUS(status), 0,
+		     "backend %d: exit %d (20: cannot become nobody, 21: cannot start, 22: did not end with "
+		     "RF_EOF, 23: wrong results)",
+		     backend, WEXITSTATUS(status));
+	free(secret);
+	tfs_rmtree(dir);
+	free(dir);
+}
+
+Test(pipeline, unreadable_file_is_an_error_record, .timeout = 60)
+{
+	check_unreadable(RF_BACKEND_IO_URING);
+	check_unreadable(RF_BACKEND_PREAD);
 }
 
 Test(pipeline, close_while_running_stops_everything, .timeout = 60)

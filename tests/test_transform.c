@@ -501,6 +501,36 @@ Test(convert, nchw_matches_the_formula_for_every_byte)
 		}
 }
 
+/* Eight pixels at a time (AVX2) and the table for the rest: every byte, every plane, the tail too. */
+Test(convert, nchw_rgb_and_gray_match_the_formula_for_every_byte)
+{
+	static const float mean[3] = {123.675f, 116.28f, 103.53f};
+	static const float std[3] = {58.395f, 57.12f, 57.375f};
+	enum { W = 259 }; /* 32 runs of eight and a tail of three */
+
+	for (int c = 1; c <= 3; c += 2) {
+		rf_config cfg = shape(W, 1, c, RF_LAYOUT_NCHW_F32);
+		uint8_t hwc[W * 3];
+		float slot[W * 3];
+		rf__converter cv;
+
+		memcpy(cfg.output.mean, mean, sizeof(mean));
+		memcpy(cfg.output.std, std, sizeof(std));
+		for (int x = 0; x < W; x++)
+			for (int k = 0; k < c; k++)
+				hwc[x * c + k] = (uint8_t)(k == 1 ? 255 - x : x * 7 + k);
+		rf__converter_init(&cv, &cfg);
+		rf__convert(&cv, hwc, slot);
+		for (int k = 0; k < c; k++)
+			for (int x = 0; x < W; x++) {
+				float want = ((float)hwc[x * c + k] - mean[k]) / std[k];
+
+				cr_assert(slot[k * W + x] == want, "c=%d plane %d x=%d: %g, want %g", c, k, x,
+					  slot[k * W + x], want);
+			}
+	}
+}
+
 Test(convert, gray_nchw)
 {
 	rf_config cfg = shape(3, 1, 1, RF_LAYOUT_NCHW_F32);
