@@ -221,6 +221,15 @@ static int loader_init(struct loader *l, rf_pipeline *p)
 		rf__pipeline_fail(p, RF_ESYS, "io_uring_queue_init: %s", strerror(-rc));
 		return RF_ESYS;
 	}
+	/*
+	 * Opens, statx and reads that cannot finish at once (page cache misses,
+	 * FUSE and network file systems) run on the kernel's io-wq workers, of
+	 * which a ring gets min(SQ entries, 4 x CPUs) by default: 8 here, which
+	 * would cap a 64-deep loader on 2 ms storage at ~1000 ops/s. Allow one
+	 * per op in flight. Only a hint (older kernels: -EINVAL, ignored).
+	 */
+	unsigned workers[2] = {entries, 0};
+	(void)io_uring_register_iowq_max_workers(&l->ring, workers);
 	return 0;
 }
 

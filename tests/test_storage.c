@@ -1,0 +1,184 @@
+/*
+ * Storage with latency: both loader backends over slowfs (tests/slowfs), a
+ * FUSE passthrough that sleeps in getattr, open and read. Skipped, with the
+ * reason, where FUSE cannot be used.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ringfeed/ringfeed.h"
+#include "testfs.h"
+#include "testimg.h"
+
+enum { FILES = 12, SIDE = 8 };
+#define DELAY_MS 20.0
+#define FUSERMOUNT "/usr/bin/fusermount3"
+
+struct mount {
+	char *src, *mnt;
+	pid_t pid;
+};
+
+static double now_s(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+/* NULL if slowfs can run here, else why not. */
+static const char *fuse_missing(void)
+{
+	if (!RF_SLOWFS_PATH[0])
+		return "slowfs was not built: fuse3 not found (Debian: libfuse3-dev)";
+	if (access("/dev/fuse", R_OK | W_OK) != 0)
+		return "/dev/fuse is not usable here";
+	if (access(FUSERMOUNT, X_OK) != 0)
+		return FUSERMOUNT " is missing (Debian: fuse3)";
+	return NULL;
+}
+
+static dev_t device_of(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 ? st.st_dev : 0;
+}
+
+/* FILES PNGs whose pixels are all their index, served by slowfs at m->mnt with delay_ms per operation. */
+static void mount_slowfs(struct mount *m, double delay_ms)
+{
+	const char *missing = fuse_missing();
+	if (missing)
+		cr_skip_test("%s", missing);
+	m->src = tfs_mkdtemp();
+	m->mnt = tfs_mkdtemp();
+	char name[32];
+	uint8_t px[SIDE * SIDE * 3];
+	for (int i = 0; i < FILES; i++) {
+		snprintf(name, sizeof(name), "f-%02d.png", i);
+		memset(px, i, sizeof(px));
+		char *path = tfs_path(m->src, name);
+		cr_assert_eq(timg_write(path, "png", SIDE, SIDE, 3, px), 0);
+		free(path);
+	}
+	dev_t before = device_of(m->mnt);
+	char delay[32];
+	snprintf(delay, sizeof(delay), "%g", delay_ms);
+	fflush(NULL);
+	m->pid = fork();
+	cr_assert_geq(m->pid, 0);
+	if (m->pid == 0) {
+		execl(RF_SLOWFS_PATH, "slowfs", m->src, m->mnt, "--delay-ms", delay, "-f", (char *)NULL);
+		_exit(127);
+	}
+	/* Mounted once the mount point's device changes. */
+	for (int i = 0; i < 500 && device_of(m->mnt) == before; i++) {
+		int status;
+		cr_assert_eq(waitpid(m->pid, &status, WNOHANG), 0,
+			     "slowfs exited before mounting (status %d)", status);
+		usleep(10000);
+	}
+	cr_assert_neq(device_of(m->mnt), before, "slowfs did not mount %s within 5 s", m->mnt);
+}
+
+static void unmount_slowfs(struct mount *m)
+{
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid == 0) {
+		execl(FUSERMOUNT, "fusermount3", "-u", m->mnt, (char *)NULL);
+		_exit(127);
+	}
+	int status;
+	waitpid(pid, &status, 0);
+	/* slowfs leaves its loop once unmounted; make sure it is gone either way. */
+	for (int i = 0; i < 200 && waitpid(m->pid, &status, WNOHANG) == 0; i++)
+		usleep(10000);
+	if (waitpid(m->pid, &status, WNOHANG) == 0) {
+		kill(m->pid, SIGKILL);
+		waitpid(m->pid, &status, 0);
+	}
+	tfs_rmtree(m->src);
+	rmdir(m->mnt);
+	free(m->src);
+	free(m->mnt);
+}
+
+/* One run over the mount; checks every file came out as its own pixels. Returns the seconds it took. */
+static double run_over(const struct mount *m, rf_backend backend, int loader_threads, int io_depth)
+{
+	rf_config cfg;
+	rf_config_init(&cfg);
+	cfg.output.width = cfg.output.height = SIDE;
+	cfg.output.fit = RF_FIT_STRETCH;
+	cfg.loader.backend = backend;
+	cfg.loader.threads = loader_threads;
+	cfg.loader.io_depth = io_depth;
+	cfg.batch.size = 4;
+	rf_pipeline *p;
+	cr_assert_eq(rf_pipeline_create(&p, &cfg), 0);
+	cr_assert_eq(rf_pipeline_add(p, m->mnt), 0, "%s", rf_pipeline_error(p));
+	cr_assert_eq(rf_pipeline_item_count(p), FILES);
+	double t0 = now_s();
+	cr_assert_eq(rf_pipeline_start(p), 0, "%s", rf_pipeline_error(p));
+	int seen[FILES] = {0}, rc;
+	rf_batch *b;
+	while ((rc = rf_pipeline_next(p, &b)) == 0) {
+		for (size_t e = 0; e < rf_batch_error_count(b); e++)
+			cr_assert_fail("%s: %s", rf_batch_error(b, e)->path, rf_batch_error(b, e)->reason);
+		for (size_t i = 0; i < rf_batch_count(b); i++) {
+			uint64_t index = rf_batch_index(b, i);
+			const uint8_t *px = (const uint8_t *)rf_batch_data(b) + i * rf_batch_slot_bytes(b);
+			cr_assert_lt(index, FILES);
+			cr_assert_eq(px[0], index, "slot holds file %u's pixels, not file %llu's", px[0],
+				     (unsigned long long)index);
+			seen[index]++;
+		}
+		rf_batch_release(b);
+	}
+	double took = now_s() - t0;
+	cr_assert_eq(rc, RF_EOF, "%s", rf_pipeline_error(p));
+	for (int i = 0; i < FILES; i++)
+		cr_assert_eq(seen[i], 1, "file %d delivered %d times", i, seen[i]);
+	rf_pipeline_close(p);
+	return took;
+}
+
+/*
+ * Every file costs at least a lookup, an open, a statx and a read, each
+ * DELAY_MS: one at a time that is over 3 x DELAY_MS per file (a bound that a
+ * slow machine only makes safer). With every file in flight at once the
+ * delays overlap, so the run takes a fraction of that.
+ */
+Test(storage, io_uring_overlaps_opens_and_reads_on_slow_storage, .timeout = 120)
+{
+	struct mount m;
+	mount_slowfs(&m, DELAY_MS);
+	double serial = run_over(&m, RF_BACKEND_IO_URING, 1, 1);
+	double overlapped = run_over(&m, RF_BACKEND_IO_URING, 1, FILES);
+	unmount_slowfs(&m);
+	cr_assert_geq(serial, FILES * 3 * DELAY_MS / 1000, "io_depth 1 took %.3f s: were the delays applied?",
+		      serial);
+	fprintf(stderr, "slowfs at %g ms: io_depth 1 took %.3f s, io_depth %d %.3f s\n", DELAY_MS, serial,
+		FILES, overlapped);
+	cr_assert_lt(overlapped, serial / 2, "io_depth %d took %.3f s, io_depth 1 %.3f s", FILES, overlapped,
+		     serial);
+}
+
+Test(storage, pread_threads_read_slow_storage_correctly, .timeout = 120)
+{
+	struct mount m;
+	mount_slowfs(&m, DELAY_MS);
+	double one = run_over(&m, RF_BACKEND_PREAD, 1, 1);
+	run_over(&m, RF_BACKEND_PREAD, 4, 1);
+	unmount_slowfs(&m);
+	cr_assert_geq(one, FILES * 3 * DELAY_MS / 1000, "one pread thread took %.3f s", one);
+}
