@@ -1,0 +1,136 @@
+#!/usr/bin/python3
+"""Report of scripts/bench_storage.sh: medians per configuration, the io_depth and thread curves,
+how many pread threads match one io_uring loader, and the slow-storage target.
+
+  bench_storage.py RUNS.jsonl [--json FILE] [--plot FILE]
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+TARGET = 0.9  # 2 ms storage, one io_uring loader at io_depth 64, against the plain directory
+
+
+def median_by(runs, key):
+    groups = {}
+    for r in runs:
+        groups.setdefault(key(r), []).append(r["images_per_second"])
+    return {k: statistics.median(v) for k, v in groups.items()}
+
+
+def fmt_row(label, keys, values):
+    cells = "".join(f"{values[k]:>8.0f}" if k in values else f"{'-':>8}" for k in keys)
+    return f"{label:<12}{cells}"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("runs")
+    ap.add_argument("--json")
+    ap.add_argument("--plot")
+    args = ap.parse_args()
+    runs = [json.loads(line) for line in open(args.runs) if line.strip()]
+    failed = sum(r.get("failed", 0) for r in runs)
+    rounds = len({r["round"] for r in runs})
+    images = max(r["images"] for r in runs)
+
+    plain = median_by([r for r in runs if r["storage"] == "plain"], lambda r: 0).get(0)
+    uring = median_by([r for r in runs if r["storage"] == "slowfs" and r["system"] == "ringfeed"
+                       and r["backend"] == "io_uring"], lambda r: (r["delay_ms"], r["io_depth"]))
+    pread = median_by([r for r in runs if r["system"] == "ringfeed" and r["backend"] == "pread"],
+                      lambda r: (r["delay_ms"], r["loader_threads"]))
+    pool = median_by([r for r in runs if r["system"] == "pil_pool"], lambda r: (r["delay_ms"], r["workers"]))
+    delays = sorted({d for d, _ in uring if d > 0})
+    depths = sorted({k for d, k in uring if d > 0})
+    threads = sorted({t for _, t in pread})
+
+    print(f"{images} images, median of {rounds} rounds; failed items over all runs: {failed}")
+    print(f"plain directory (warm page cache), io_uring, 1 loader, io_depth 64: {plain:.0f} images/s")
+    fuse0 = uring.get((0.0, 64))
+    if fuse0:
+        print(f"slowfs at 0 ms (FUSE's own cost, no latency), same config:      {fuse0:.0f} images/s "
+              f"({fuse0 / plain:.2f}x plain)")
+    print("\nio_uring, 1 loader thread: images/s by io_depth")
+    print(fmt_row("delay", depths, {k: k for k in depths}))
+    for d in delays:
+        print(fmt_row(f"{d:g} ms", depths, {k: v for (dd, k), v in uring.items() if dd == d}))
+    print("\npread backend: images/s by loader.threads")
+    print(fmt_row("delay", threads, {t: t for t in threads}))
+    for d in delays:
+        print(fmt_row(f"{d:g} ms", threads, {t: v for (dd, t), v in pread.items() if dd == d}))
+    if pool:
+        print("\nPIL thread pool (read + decode + resize + normalise) over slowfs: images/s by workers")
+        for (d, w), v in sorted(pool.items()):
+            print(f"  {d:g} ms, {w} workers: {v:.0f}")
+
+    print("\npread threads to match one io_uring loader at io_depth 64 (>= 0.95x its images/s)")
+    match = {}
+    for d in delays:
+        ref = uring.get((d, 64))
+        need = next((t for t in threads if ref and pread.get((d, t), 0) >= 0.95 * ref), None)
+        match[d] = need
+        print(f"  {d:g} ms: io_uring {ref:.0f} images/s; pread "
+              + (f"needs {need} threads" if need else f"does not get there with up to {threads[-1]} threads"))
+
+    at2 = uring.get((2.0, 64))
+    ratio = at2 / plain if at2 and plain else None
+    print("\ntarget")
+    if ratio is not None:
+        print(f"  2 ms storage, 1 io_uring loader, io_depth 64 / plain directory >= {TARGET}   measured "
+              f"{ratio:.3f}x  {'met' if ratio >= TARGET else 'NOT met'}")
+        if fuse0:
+            print(f"  (against slowfs at 0 ms, which pays the same FUSE CPU cost: {at2 / fuse0:.3f}x)")
+
+    if args.json:
+        out = {"images": images, "rounds": rounds, "failed": failed, "plain": plain, "slowfs_0ms": fuse0,
+               "io_uring": [{"delay_ms": d, "io_depth": k, "images_per_second": v} for (d, k), v in
+                            sorted(uring.items())],
+               "pread": [{"delay_ms": d, "loader_threads": t, "images_per_second": v} for (d, t), v in
+                         sorted(pread.items())],
+               "pil_pool": [{"delay_ms": d, "workers": w, "images_per_second": v} for (d, w), v in
+                            sorted(pool.items())],
+               "pread_threads_to_match": {str(d): t for d, t in match.items()},
+               "target_ratio": ratio, "runs": runs}
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=1)
+        print(f"json: {args.json}")
+    if args.plot:
+        plot(args.plot, plain, delays, uring, pread, depths, threads)
+        print(f"plot: {args.plot}")
+    return 0
+
+
+def plot(path, plain, delays, uring, pread, depths, threads):
+    with tempfile.TemporaryDirectory() as tmp:
+        files = {}
+        for name, table, xs in (("uring", uring, depths), ("pread", pread, threads)):
+            for d in delays:
+                fn = os.path.join(tmp, f"{name}-{d:g}.dat")
+                with open(fn, "w") as f:
+                    for x in xs:
+                        if (d, x) in table:
+                            f.write(f"{x} {table[(d, x)]:.1f}\n")
+                files[(name, d)] = fn
+        lines = [
+            "set terminal pngcairo size 1100,450 font ',10'",
+            f"set output '{path}'",
+            "set multiplot layout 1,2",
+            "set logscale x 2", "set key bottom right", "set grid", "set ylabel 'images/s'",
+            "set yrange [0:*]",
+            "set title 'io_uring, 1 loader thread'", "set xlabel 'loader.io_depth'",
+            "plot " + ", ".join([f"'{files[('uring', d)]}' with linespoints title '{d:g} ms'" for d in delays]
+                                + [f"{plain:.1f} with lines dashtype 2 title 'plain directory'"]),
+            "set title 'pread backend'", "set xlabel 'loader.threads'",
+            "plot " + ", ".join([f"'{files[('pread', d)]}' with linespoints title '{d:g} ms'" for d in delays]
+                                + [f"{plain:.1f} with lines dashtype 2 title 'plain directory'"]),
+            "unset multiplot",
+        ]
+        subprocess.run(["gnuplot"], input="\n".join(lines), text=True, check=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

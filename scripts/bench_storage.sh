@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# bench_storage.sh DATASET [--limit N=500] [--delays 0.5,2,10] [--depths 1,2,4,8,16,32,64,128]
+#                  [--pread-threads 1,2,4,8,16,32,64] [--pool-workers 2,8,32,64] [--repeat R=3]
+#                  [--json FILE] [--plot FILE]
+# Images/s over slow storage: the first N files of DATASET (sorted) served by slowfs (a FUSE
+# passthrough that sleeps the given milliseconds in every getattr, open and read), against the same
+# files in the plain directory (warm page cache). At each delay: one io_uring loader thread at each
+# io_depth, the pread backend at each loader.threads, and (at 2 ms) the PIL thread-pool recipe at
+# each worker count. ringfeed runs are `ringfeed run --consumer null` with the default config plus
+# the loader settings. Prints medians, the io_depth curve and the target; --json writes every run,
+# --plot a PNG of the curves. Needs root or fusermount3 (Debian fuse3); installs what is missing.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+py=/usr/bin/python3
+build=${RF_BENCH_BUILD:-$root/build/bench}
+
+usage() {
+	sed -n '2,11s/^# \{0,1\}//p' "$0" >&2
+	exit 2
+}
+[ $# -ge 1 ] || usage
+dataset=$1
+shift
+limit=500 delays=0.5,2,10 depths=1,2,4,8,16,32,64,128 pread_threads=1,2,4,8,16,32,64
+pool_workers=2,8,32,64 repeat=3 json="" plot=""
+while [ $# -gt 0 ]; do
+	[ $# -ge 2 ] || usage
+	case "$1" in
+	--limit) limit=$2 ;;
+	--delays) delays=$2 ;;
+	--depths) depths=$2 ;;
+	--pread-threads) pread_threads=$2 ;;
+	--pool-workers) pool_workers=$2 ;;
+	--repeat) repeat=$2 ;;
+	--json) json=$2 ;;
+	--plot) plot=$2 ;;
+	*) usage ;;
+	esac
+	shift 2
+done
+[ -d "$dataset" ] || { echo "bench_storage.sh: $dataset is not a directory" >&2; exit 2; }
+
+"$root/scripts/deps.sh"
+"$root/scripts/deps.sh" python3-pil python3-numpy gnuplot-nox
+cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DRF_BUILD_TESTS=OFF >/dev/null
+cmake --build "$build" -j"$(nproc)" --target ringfeed_cli slowfs >/dev/null
+
+work=$(mktemp -d)
+mnt=$work/mnt
+mkdir "$mnt"
+slowfs_pid=""
+unmount() {
+	if [ -n "$slowfs_pid" ]; then
+		fusermount3 -u "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null || true
+		wait "$slowfs_pid" 2>/dev/null || true
+		slowfs_pid=""
+	fi
+}
+trap 'unmount; rm -rf "$work"' EXIT
+
+dataset=$(cd "$dataset" && pwd)
+(cd "$dataset" && find . -type f ! -name '.*' ! -path '*/.*' | LC_ALL=C sort | awk -v n="$limit" 'NR <= n') \
+	>"$work/names.txt"
+count=$(wc -l <"$work/names.txt")
+[ "$count" -gt 0 ] || { echo "bench_storage.sh: no files in $dataset" >&2; exit 1; }
+sed "s|^\.|$dataset|" "$work/names.txt" >"$work/plain.txt"
+sed "s|^\.|$mnt|" "$work/names.txt" >"$work/slow.txt"
+tr '\n' '\0' <"$work/plain.txt" | xargs -0 cat >/dev/null # warm the page cache under slowfs too
+
+raw=$work/runs.jsonl
+mount_slowfs() { # DELAY_MS
+	"$build/slowfs" "$dataset" "$mnt" --delay-ms "$1" -f &
+	slowfs_pid=$!
+	for _ in $(seq 500); do
+		mountpoint -q "$mnt" && return 0
+		sleep 0.01
+	done
+	echo "bench_storage.sh: slowfs did not mount" >&2
+	exit 1
+}
+
+# rf ROUND STORAGE DELAY LIST BACKEND THREADS DEPTH: one ringfeed run, one JSON line.
+rf() {
+	"$build/ringfeed" run --consumer null --quiet --stats-json "$work/stats.json" \
+		--set loader.backend="$5" --set loader.threads="$6" --set loader.io_depth="$7" "@$4"
+	"$py" - "$work/stats.json" "$1" "$2" "$3" "$5" "$6" "$7" >>"$raw" <<-'EOF'
+		import json, sys
+		s = json.load(open(sys.argv[1]))
+		print(json.dumps({"round": int(sys.argv[2]), "storage": sys.argv[3], "delay_ms": float(sys.argv[4]),
+		                  "system": "ringfeed", "backend": sys.argv[5], "loader_threads": int(sys.argv[6]),
+		                  "io_depth": int(sys.argv[7]), "images": s["ok"], "failed": s["failed"],
+		                  "images_per_second": s["items_per_second"],
+		                  "decoder_starved_seconds": s["stages"]["decoder"]["starved_seconds"]}))
+	EOF
+}
+
+# pool ROUND DELAY WORKERS: the PIL thread-pool recipe over the mount.
+pool() {
+	"$py" "$root/scripts/bench_peers.py" pool --workers "$3" --repeat 1 --limit "$count" "@$work/slow.txt" |
+		"$py" -c 'import json, sys
+for line in sys.stdin:
+    r = json.loads(line)
+    print(json.dumps({"round": int(sys.argv[1]), "storage": "slowfs", "delay_ms": float(sys.argv[2]),
+                      "system": "pil_pool", "workers": int(sys.argv[3]), "images": r["images"],
+                      "failed": r.get("failed", 0), "images_per_second": r["images_per_second"]}))' \
+			"$1" "$2" "$3" >>"$raw"
+}
+
+IFS=, read -r -a delay_list <<<"$delays"
+IFS=, read -r -a depth_list <<<"$depths"
+IFS=, read -r -a thread_list <<<"$pread_threads"
+IFS=, read -r -a worker_list <<<"$pool_workers"
+for round in $(seq 0 $((repeat - 1))); do
+	echo "bench_storage.sh: round $((round + 1))/$repeat ($count images)" >&2
+	rf "$round" plain 0 "$work/plain.txt" io_uring 1 64
+	for delay in 0 "${delay_list[@]}"; do
+		mount_slowfs "$delay"
+		if [ "$delay" = 0 ]; then # FUSE's own cost, no latency: the same point only
+			rf "$round" slowfs 0 "$work/slow.txt" io_uring 1 64
+		else
+			for d in "${depth_list[@]}"; do rf "$round" slowfs "$delay" "$work/slow.txt" io_uring 1 "$d"; done
+			for t in "${thread_list[@]}"; do rf "$round" slowfs "$delay" "$work/slow.txt" pread "$t" 1; done
+			if [ "$delay" = 2 ]; then
+				for w in "${worker_list[@]}"; do pool "$round" "$delay" "$w"; done
+			fi
+		fi
+		unmount
+	done
+done
+"$py" "$root/scripts/bench_storage.py" "$raw" ${json:+--json "$json"} ${plot:+--plot "$plot"}
