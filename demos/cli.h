@@ -3,6 +3,7 @@
 #define RF_DEMOS_CLI_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "ringfeed/ringfeed.h"
@@ -40,5 +41,16 @@ void report_table(FILE *out, const rf_stats *s, struct consumer *c);
 int report_json(const char *path, const rf_stats *s, struct consumer *c);
 /* One-line progress, overwritten in place on a terminal. */
 void report_progress(FILE *out, const rf_stats *s);
+
+/* --trace: CSV samples of queue depths and per-stage rates over the run. */
+struct trace {
+	FILE *f;
+	rf_stats prev; /* the previous sample, for the rates */
+	bool has_prev;
+};
+/* Writes the CSV header to f. */
+void trace_begin(struct trace *t, FILE *f);
+/* One row: s against the previous sample. */
+void trace_sample(struct trace *t, const rf_stats *s);
 
 #endif

@@ -26,6 +26,9 @@ void report_table(FILE *out, const rf_stats *s, struct consumer *c)
 		fprintf(out, "first batch after %.1f ms, ", s->first_batch_seconds * 1e3);
 	fprintf(out, "starved %.1f%%\n", 100.0 * s->starved_fraction);
 	fprintf(out, "loader backend: %s\n", s->loader_backend);
+	char advice[256];
+	if (rf_stats_bottleneck(s, advice, sizeof(advice)) >= 0)
+		fprintf(out, "bottleneck: %s\n", advice);
 	fprintf(out, "%-8s %7s %9s %9s %9s %9s\n", "stage", "threads", "items", "busy s", "starved s", "blocked s");
 	for (int i = 0; i < RF_STAGE_COUNT; i++) {
 		const rf_stage_stats *st = &s->stages[i];
@@ -76,6 +79,13 @@ static cJSON *build_json(const rf_stats *s, struct consumer *c)
 	cJSON_AddNumberToObject(root, "starved_fraction", s->starved_fraction);
 	cJSON_AddStringToObject(root, "loader_backend", s->loader_backend);
 	cJSON_AddStringToObject(root, "consumer", consumer_name(c->kind));
+	char advice[256];
+	int stage = rf_stats_bottleneck(s, advice, sizeof(advice));
+	if (stage >= 0) {
+		cJSON *b = cJSON_AddObjectToObject(root, "bottleneck");
+		cJSON_AddStringToObject(b, "stage", s->stages[stage].name);
+		cJSON_AddStringToObject(b, "advice", advice);
+	}
 	cJSON *stages = cJSON_AddObjectToObject(root, "stages");
 	for (int i = 0; i < RF_STAGE_COUNT; i++)
 		cJSON_AddItemToObject(stages, s->stages[i].name, stage_json(&s->stages[i]));

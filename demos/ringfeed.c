@@ -3,7 +3,7 @@
  *
  *   ringfeed run [--config FILE] [--set SECTION.KEY=VALUE]... [--consumer stats|null|sleep|spin]
  *                [--cost-ms N] [--stats-json FILE] [--errors FILE] [--save-state FILE]
- *                [--resume FILE] [--list FILE] [--quiet] PATH...
+ *                [--resume FILE] [--list FILE] [--trace FILE] [--quiet] PATH...
  *
  * Exit status: 0 the run completed (failed items allowed under on_error = skip),
  * 1 runtime failure, 2 usage or config error, 130 interrupted.
@@ -29,6 +29,7 @@ struct options {
 	const char *save_state;
 	const char *resume;
 	const char *list_path;
+	const char *trace_path;
 	enum consumer_kind consumer;
 	double cost_ms;
 	bool quiet;
@@ -44,11 +45,12 @@ static void usage(FILE *out)
 		"usage: ringfeed run [--config FILE] [--set SECTION.KEY=VALUE]...\n"
 		"                    [--consumer stats|null|sleep|spin] [--cost-ms N]\n"
 		"                    [--stats-json FILE] [--errors FILE] [--save-state FILE]\n"
-		"                    [--resume FILE] [--list FILE] [--quiet] PATH...\n"
+		"                    [--resume FILE] [--list FILE] [--trace FILE] [--quiet] PATH...\n"
 		"       ringfeed --version\n"
 		"PATH: an image file, a directory (walked recursively) or @LIST (one path per line).\n"
 		"Consumers: stats = per-channel mean/std of the output (default), null = release at once,\n"
 		"sleep = wait N ms per batch (an accelerator), spin = burn N ms of CPU per batch.\n"
+		"--trace FILE: CSV every 100 ms of queue depths and per-stage rates (scripts/plot_trace.sh).\n"
 		"Exit status: 0 completed, 1 runtime failure, 2 usage or config error, 130 interrupted.\n");
 }
 
@@ -92,6 +94,8 @@ static int parse_args(int argc, char **argv, struct options *o)
 			o->errors_path = argv[++i];
 		} else if (strcmp(a, "--list") == 0) {
 			o->list_path = argv[++i];
+		} else if (strcmp(a, "--trace") == 0) {
+			o->trace_path = argv[++i];
 		} else if (strcmp(a, "--save-state") == 0) {
 			o->save_state = argv[++i];
 		} else if (strcmp(a, "--resume") == 0) {
@@ -131,10 +135,11 @@ static int build_config(const struct options *o, rf_config *cfg)
 	return 0;
 }
 
-/* Watches for SIGINT/SIGTERM (blocked in every other thread) and draws progress. */
+/* Watches for SIGINT/SIGTERM (blocked in every other thread), draws progress, samples the trace. */
 struct watcher {
 	rf_pipeline *p;
 	bool progress;
+	struct trace *trace; /* NULL without --trace */
 	_Atomic bool done;
 	_Atomic bool interrupted;
 };
@@ -146,16 +151,20 @@ static void *watch(void *arg)
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
-	struct timespec tick = {.tv_sec = 0, .tv_nsec = 200000000};
-	while (!atomic_load(&w->done)) {
+	/* 100 ms ticks: a trace sample every tick, the progress line every other one. */
+	struct timespec tick = {.tv_sec = 0, .tv_nsec = 100000000};
+	for (unsigned n = 1; !atomic_load(&w->done); n++) {
 		int sig = sigtimedwait(&set, NULL, &tick);
 		if (sig == SIGINT || sig == SIGTERM) {
 			atomic_store(&w->interrupted, true);
 			rf_pipeline_cancel(w->p);
-		} else if (w->progress) {
+		} else if (w->trace || (w->progress && n % 2 == 0)) {
 			rf_stats s;
 			rf_pipeline_stats(w->p, &s);
-			report_progress(stderr, &s);
+			if (w->trace)
+				trace_sample(w->trace, &s);
+			if (w->progress && n % 2 == 0)
+				report_progress(stderr, &s);
 		}
 	}
 	if (w->progress)
@@ -213,7 +222,7 @@ static int add_inputs(rf_pipeline *p, const struct options *o)
 }
 
 /* Starts, consumes every batch, reports. Returns the exit status. */
-static int run_pipeline(rf_pipeline *p, const struct options *o, struct consumer *c)
+static int run_pipeline(rf_pipeline *p, const struct options *o, struct consumer *c, struct trace *trace)
 {
 	sigset_t set, old;
 	sigemptyset(&set);
@@ -226,7 +235,7 @@ static int run_pipeline(rf_pipeline *p, const struct options *o, struct consumer
 			rf_pipeline_error(p)[0] ? rf_pipeline_error(p) : rf_strerror(rc));
 		return EXIT_RUNTIME;
 	}
-	struct watcher w = {.p = p, .progress = !o->quiet && isatty(STDERR_FILENO)};
+	struct watcher w = {.p = p, .progress = !o->quiet && isatty(STDERR_FILENO), .trace = trace};
 	pthread_t watcher;
 	bool watching = pthread_create(&watcher, NULL, watch, &w) == 0;
 	rc = rf_pipeline_run(p, consumer_run, c);
@@ -237,6 +246,8 @@ static int run_pipeline(rf_pipeline *p, const struct options *o, struct consumer
 
 	rf_stats s;
 	rf_pipeline_stats(p, &s);
+	if (trace)
+		trace_sample(trace, &s); /* the end of the run */
 	if (!o->quiet)
 		report_table(stdout, &s, c);
 	if (c->errors_seen > 10 && c->echo_errors)
@@ -283,6 +294,8 @@ static int cmd_run(int argc, char **argv)
 	int status = EXIT_USAGE;
 	rf_pipeline *p = NULL;
 	struct consumer c;
+	struct trace trace;
+	FILE *trace_file = NULL;
 	consumer_init(&c, o.consumer, o.cost_ms, &cfg);
 	if (build_config(&o, &cfg) != 0)
 		goto out;
@@ -301,13 +314,22 @@ static int cmd_run(int argc, char **argv)
 		fprintf(stderr, "ringfeed: cannot write %s: %s\n", o.list_path, strerror(errno));
 		goto out;
 	}
+	if (o.trace_path) {
+		if (!(trace_file = fopen(o.trace_path, "w"))) {
+			fprintf(stderr, "ringfeed: cannot write %s: %s\n", o.trace_path, strerror(errno));
+			goto out;
+		}
+		trace_begin(&trace, trace_file);
+	}
 	c.echo_errors = !o.quiet && !o.errors_path;
-	status = run_pipeline(p, &o, &c);
-	if (!close_output(&c.errors_file, o.errors_path) || !close_output(&c.list_file, o.list_path))
+	status = run_pipeline(p, &o, &c, trace_file ? &trace : NULL);
+	if (!close_output(&c.errors_file, o.errors_path) || !close_output(&c.list_file, o.list_path) ||
+	    !close_output(&trace_file, o.trace_path))
 		status = EXIT_RUNTIME;
 out:
 	close_output(&c.errors_file, o.errors_path);
 	close_output(&c.list_file, o.list_path);
+	close_output(&trace_file, o.trace_path);
 	rf_pipeline_close(p);
 	consumer_destroy(&c);
 	free(o.sets);

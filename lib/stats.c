@@ -1,4 +1,6 @@
 /* rf_pipeline_stats: a consistent-enough snapshot of the counters at any time. */
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "clock.h"
@@ -77,4 +79,57 @@ int rf_pipeline_stats(rf_pipeline *p, rf_stats *out)
 	queue_stats(&p->decode_queue, queue_names[RF_QUEUE_DECODE], &out->queues[RF_QUEUE_DECODE]);
 	queue_stats(&b->ready, queue_names[RF_QUEUE_READY], &out->queues[RF_QUEUE_READY]);
 	return 0;
+}
+
+/* Share of a stage's thread time (wall x threads) spent on x seconds. */
+static double share(const rf_stats *s, const rf_stage_stats *st, double x)
+{
+	double alive = s->wall_seconds * (st->threads > 0 ? st->threads : 1);
+	return alive > 0 ? x / alive : 0;
+}
+
+static int advise(int stage, char *advice, size_t len, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static int advise(int stage, char *advice, size_t len, const char *fmt, ...)
+{
+	if (advice && len) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(advice, len, fmt, ap);
+		va_end(ap);
+	}
+	return stage;
+}
+
+int rf_stats_bottleneck(const rf_stats *s, char *advice, size_t len)
+{
+	if (advice && len)
+		advice[0] = '\0';
+	if (!s || s->items == 0 || !(s->wall_seconds > 0))
+		return -1;
+	const rf_stage_stats *ld = &s->stages[RF_STAGE_LOADER], *dec = &s->stages[RF_STAGE_DECODER];
+	double dec_busy = share(s, dec, dec->busy_seconds), dec_starved = share(s, dec, dec->starved_seconds);
+	double ld_busy = share(s, ld, ld->busy_seconds);
+	bool uring = s->loader_backend && strncmp(s->loader_backend, "io_uring", 8) == 0;
+
+	if (s->starved_fraction < 0.05)
+		return advise(RF_STAGE_INFER, advice, len,
+			      "inference stage: it waited for batches %.1f%% of its time; loading keeps up, more "
+			      "loader or decoder threads would not help",
+			      100 * s->starved_fraction);
+	if (dec_busy >= 0.8)
+		return advise(RF_STAGE_DECODER, advice, len,
+			      "decoders busy %.0f%% (%d threads): add decoder threads (decoder.threads, CPUs "
+			      "permitting) or shrink the output",
+			      100 * dec_busy, dec->threads);
+	if (dec_starved >= 0.2)
+		return advise(RF_STAGE_LOADER, advice, len,
+			      "loader: decoders starved %.0f%% of their time, loader busy %.0f%% (reading, waiting on "
+			      "storage): %s",
+			      100 * dec_starved, 100 * ld_busy,
+			      uring ? "raise loader.io_depth (or loader.threads)" : "raise loader.threads");
+	return advise(RF_STAGE_DECODER, advice, len,
+		      "decoders busy %.0f%%, starved %.0f%%, consumer starved %.0f%%: no stage is saturated, so "
+		      "the threads are waiting for CPUs (other work on the machine, or more threads than cores)",
+		      100 * dec_busy, 100 * dec_starved, 100 * s->starved_fraction);
 }

@@ -178,6 +178,71 @@ Test(cli, run_writes_json_and_error_records, .timeout = 120)
 	free(dir);
 }
 
+/*
+ * --trace writes a CSV row every 100 ms and one at the end; with a consumer
+ * slower than loading, the summary names the inference stage as the bottleneck.
+ */
+Test(cli, trace_samples_the_run_and_summary_names_the_bottleneck, .timeout = 120)
+{
+	char *dir = make_samples(60);
+	char *args = NULL, *err = NULL;
+	cr_assert_gt(asprintf(&args,
+			      "run --quiet --consumer sleep --cost-ms 50 --set batch.size=2 --trace '%s/t.csv' "
+			      "--stats-json '%s/s.json' '%s/img'",
+			      dir, dir, dir),
+		     0);
+	cr_assert_eq(run_cli(args, &err), 0, "stderr: %s", err);
+	free(err);
+	free(args);
+
+	char *trace_path = tfs_path(dir, "t.csv");
+	size_t len = 0;
+	char *text = (char *)tfs_read(trace_path, &len);
+	cr_assert_not_null(text);
+	text = realloc(text, len + 1);
+	text[len] = '\0';
+	int rows = 0, columns = -1;
+	double last_seconds = -1;
+	unsigned long long last_items = 0;
+	for (char *save, *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		int n = 1;
+		for (char *c = line; *c; c++)
+			n += *c == ',';
+		if (columns < 0) {
+			cr_assert_eq(strncmp(line, "seconds,items,", 14), 0, "header: %s", line);
+			columns = n;
+			continue;
+		}
+		cr_assert_eq(n, columns, "row %d has %d fields, the header %d: %s", rows, n, columns, line);
+		double seconds;
+		unsigned long long items;
+		cr_assert_eq(sscanf(line, "%lf,%llu,", &seconds, &items), 2, "%s", line);
+		cr_assert_geq(seconds, last_seconds);
+		cr_assert_geq(items, last_items);
+		last_seconds = seconds;
+		last_items = items;
+		rows++;
+	}
+	/* 30 batches at 50 ms: about 1.5 s, so well over 5 samples; the last row is the end of the run */
+	cr_assert_geq(rows, 5, "%d rows", rows);
+	cr_assert_eq(last_items, 60);
+	free(text);
+	free(trace_path);
+
+	char *json_path = tfs_path(dir, "s.json");
+	cJSON *root = read_json(json_path);
+	const cJSON *b = cJSON_GetObjectItemCaseSensitive(root, "bottleneck");
+	cr_assert(cJSON_IsObject(b), "no bottleneck in the JSON");
+	const cJSON *stage = cJSON_GetObjectItemCaseSensitive(b, "stage");
+	const cJSON *advice = cJSON_GetObjectItemCaseSensitive(b, "advice");
+	cr_assert(cJSON_IsString(stage) && cJSON_IsString(advice));
+	cr_assert_str_eq(stage->valuestring, "infer", "advice: %s", advice->valuestring);
+	cJSON_Delete(root);
+	free(json_path);
+	tfs_rmtree(dir);
+	free(dir);
+}
+
 Test(cli, on_error_fail_exits_1, .timeout = 120)
 {
 	char *dir = make_samples(10);

@@ -716,3 +716,67 @@ Test(pipeline, resume_refuses_a_state_for_other_data, .timeout = 60)
 	tfs_rmtree(dir);
 	free(dir);
 }
+
+/* A finished 10 s run: 1 loader, 2 decoders, one consumer thread; shares as given. */
+static rf_stats shaped(double consumer_starved, double dec_busy, double dec_starved, const char *backend)
+{
+	rf_stats s = {.items = 1000, .ok = 1000, .wall_seconds = 10, .starved_fraction = consumer_starved,
+		      .loader_backend = backend};
+	s.stages[RF_STAGE_LOADER] = (rf_stage_stats){"loader", 1, 1000, 6, 0, 4};
+	s.stages[RF_STAGE_DECODER] =
+		(rf_stage_stats){"decoder", 2, 1000, 20 * dec_busy, 20 * dec_starved, 20 * (1 - dec_busy - dec_starved)};
+	s.stages[RF_STAGE_INFER] = (rf_stage_stats){"infer", 1, 1000, 10 * (1 - consumer_starved), 10 * consumer_starved, 0};
+	return s;
+}
+
+static void expect_bottleneck(rf_stats s, int stage, const char *says)
+{
+	char advice[256];
+	cr_assert_eq(rf_stats_bottleneck(&s, advice, sizeof(advice)), stage, "%s", advice);
+	cr_assert_not_null(strstr(advice, says), "advice '%s' lacks '%s'", advice, says);
+}
+
+Test(stats, bottleneck_names_the_stage_and_what_helps)
+{
+	char advice[64] = "stale";
+	rf_stats none = {0};
+	cr_assert_eq(rf_stats_bottleneck(&none, advice, sizeof(advice)), -1);
+	cr_assert_str_empty(advice);
+	cr_assert_eq(rf_stats_bottleneck(NULL, NULL, 0), -1);
+	expect_bottleneck(shaped(0.01, 0.5, 0.4, "io_uring"), RF_STAGE_INFER, "loading keeps up");
+	expect_bottleneck(shaped(0.6, 0.97, 0.0, "io_uring"), RF_STAGE_DECODER, "decoders busy 97% (2 threads)");
+	expect_bottleneck(shaped(0.6, 0.5, 0.45, "io_uring"), RF_STAGE_LOADER, "raise loader.io_depth");
+	expect_bottleneck(shaped(0.6, 0.5, 0.45, "pread (io_uring unavailable: x)"), RF_STAGE_LOADER,
+			  "raise loader.threads");
+	expect_bottleneck(shaped(0.6, 0.5, 0.05, "io_uring"), RF_STAGE_DECODER, "waiting for CPUs");
+	/* NULL advice is allowed */
+	rf_stats s = shaped(0.6, 0.97, 0.0, "io_uring");
+	cr_assert_eq(rf_stats_bottleneck(&s, NULL, 0), RF_STAGE_DECODER);
+}
+
+/* A real run whose consumer is slow: the stats say so. */
+Test(stats, slow_consumer_is_named_the_bottleneck, .timeout = 120)
+{
+	char *dir = make_dataset(48);
+	rf_config cfg;
+	base_config(&cfg);
+	cfg.batch.size = 2;
+	rf_pipeline *p = open_started(&cfg, dir);
+	rf_batch *b;
+	/*
+	 * 100 ms per batch of two 8x8 PNGs, far slower than loading them: the
+	 * consumer only waits for the first batch (start-up, well under the 5%
+	 * of 2.4 s the rule allows even in sanitizer builds).
+	 */
+	while (rf_pipeline_next(p, &b) == 0) {
+		usleep(100000);
+		rf_batch_release(b);
+	}
+	rf_stats s;
+	char advice[256];
+	rf_pipeline_stats(p, &s);
+	cr_assert_eq(rf_stats_bottleneck(&s, advice, sizeof(advice)), RF_STAGE_INFER, "%s", advice);
+	rf_pipeline_close(p);
+	tfs_rmtree(dir);
+	free(dir);
+}

@@ -290,6 +290,22 @@ typedef struct rf_stats {
  * owned by the pipeline. */
 RF_API int rf_pipeline_stats(rf_pipeline *p, rf_stats *out);
 
+/*
+ * Names the stage that limits the run in s and writes one line of advice
+ * (what would help, with the shares it is based on) into advice (may be
+ * NULL). Returns RF_STAGE_LOADER, RF_STAGE_DECODER or RF_STAGE_INFER, or -1
+ * when s has too little to tell (no items yet). The rules, in order:
+ * - the inference stage waits for batches under 5% of its time: it is the
+ *   bottleneck, and more loading would not help;
+ * - decoders busy 80% of their time or more: add decoder threads (CPUs
+ *   permitting) or shrink the output;
+ * - decoders starved 20% or more: the loader cannot keep up; raise
+ *   loader.io_depth (io_uring) or loader.threads (pread);
+ * - otherwise the decoders, neither saturated nor starved, share CPUs with
+ *   other work: the machine is oversubscribed.
+ */
+RF_API int rf_stats_bottleneck(const rf_stats *s, char *advice, size_t len);
+
 #ifdef __cplusplus
 }
 #endif
