@@ -99,12 +99,15 @@ def main():
             json.dump(out, f, indent=1)
         print(f"json: {args.json}")
     if args.plot:
-        plot(args.plot, plain, delays, uring, pread, depths, threads)
+        plot(args.plot, plain, fuse0, delays, uring, pread, depths, threads)
         print(f"plot: {args.plot}")
     return 0
 
 
-def plot(path, plain, delays, uring, pread, depths, threads):
+def plot(path, plain, fuse0, delays, uring, pread, depths, threads):
+    refs = [f"{plain:.1f} with lines dashtype 2 title 'plain directory'"]
+    if fuse0:
+        refs.append(f"{fuse0:.1f} with lines lw 2 lc rgb 'gray40' dashtype 3 title 'slowfs at 0 ms'")
     with tempfile.TemporaryDirectory() as tmp:
         files = {}
         for name, table, xs in (("uring", uring, depths), ("pread", pread, threads)):
@@ -116,17 +119,17 @@ def plot(path, plain, delays, uring, pread, depths, threads):
                             f.write(f"{x} {table[(d, x)]:.1f}\n")
                 files[(name, d)] = fn
         lines = [
-            "set terminal pngcairo size 1100,450 font ',10'",
+            "set terminal pngcairo size 1100,450 font ',10' noenhanced",
             f"set output '{path}'",
             "set multiplot layout 1,2",
             "set logscale x 2", "set key bottom right", "set grid", "set ylabel 'images/s'",
             "set yrange [0:*]",
             "set title 'io_uring, 1 loader thread'", "set xlabel 'loader.io_depth'",
             "plot " + ", ".join([f"'{files[('uring', d)]}' with linespoints title '{d:g} ms'" for d in delays]
-                                + [f"{plain:.1f} with lines dashtype 2 title 'plain directory'"]),
+                                + refs),
             "set title 'pread backend'", "set xlabel 'loader.threads'",
             "plot " + ", ".join([f"'{files[('pread', d)]}' with linespoints title '{d:g} ms'" for d in delays]
-                                + [f"{plain:.1f} with lines dashtype 2 title 'plain directory'"]),
+                                + refs),
             "unset multiplot",
         ]
         subprocess.run(["gnuplot"], input="\n".join(lines), text=True, check=True)
