@@ -76,6 +76,8 @@ static const struct key_def keys[] = {
 	{"infer.threads", K_INT, OFF(infer.threads), 1, 256, 0, NULL, "threads for rf_pipeline_run"},
 	{"limits.max_pixels", K_U64, OFF(limits.max_pixels), 1, 0, 0, NULL, "largest width*height"},
 	{"limits.max_file_bytes", K_U64, OFF(limits.max_file_bytes), 1, 0, 0, NULL, "largest file"},
+	{"limits.memory_mb", K_U64, OFF(limits.memory_mb), 0, 0, 0, NULL,
+	 "MiB for batches, staging and file buffers; 0 = no cap"},
 	{"pipeline.on_error", K_ENUM, OFF(pipeline.on_error), 0, 0, 0, on_errors, "skip|fail"},
 	{"pipeline.prefetch_batches", K_INT, OFF(pipeline.prefetch_batches), 1, 64, 0, NULL,
 	 "ready batches kept ahead"},
@@ -372,5 +374,17 @@ int rf_config_validate(const rf_config *cfg, char *err, size_t err_len)
 			(cfg->output.layout == RF_LAYOUT_NCHW_F32 ? 4 : 1);
 	if (slot * (uint64_t)cfg->batch.size > (1ull << 32))
 		return fail(err, err_len, "batch.size: a batch of this output shape exceeds 4 GiB");
+	if (cfg->limits.memory_mb > (1ull << 30))
+		return fail(err, err_len, "limits.memory_mb: at most 1073741824 (1 PiB)");
+	/* The batch pool with the fewest decoder threads auto could pick; start checks the real count. */
+	uint64_t batches = (uint64_t)cfg->pipeline.prefetch_batches + (uint64_t)cfg->infer.threads +
+			   (uint64_t)(cfg->decoder.threads > 0 ? cfg->decoder.threads : 1) + 1;
+	uint64_t pool = batches * slot * (uint64_t)cfg->batch.size;
+	if (cfg->limits.memory_mb && pool >= cfg->limits.memory_mb << 20)
+		return fail(err, err_len,
+			    "limits.memory_mb: %llu MiB cannot hold the batch pool (%llu batches of %d images, "
+			    "%.1f MiB); lower batch.size or pipeline.prefetch_batches",
+			    (unsigned long long)cfg->limits.memory_mb, (unsigned long long)batches, cfg->batch.size,
+			    (double)pool / (1 << 20));
 	return 0;
 }

@@ -73,20 +73,23 @@ bool rf__loader_check_file(rf_pipeline *p, rf__item *item, unsigned mode, uint64
 	return true;
 }
 
-bool rf__loader_reserve(rf__item *item)
+int rf__loader_reserve(rf_pipeline *p, rf__item *item, bool wait)
 {
 	if (item->cap >= item->size && item->data)
-		return true;
+		return RF__RESERVED;
+	size_t want = item->size > 4096 ? (size_t)item->size : 4096;
 	/* The old contents are not needed: free + malloc avoids realloc's copy. */
-	free(item->data);
-	item->cap = item->size > 4096 ? item->size : 4096;
-	item->data = malloc(item->cap);
+	int rc = rf__budget_charge(p, item, want, wait);
+	if (rc != RF__RESERVED)
+		return rc;
+	item->data = malloc(want);
 	if (!item->data) {
-		item->cap = 0;
+		rf__budget_uncharge(p, want);
 		rf__item_fail(item, RF_ENOMEM, "out of memory for a %llu-byte file", (unsigned long long)item->size);
-		return false;
+		return RF__RESERVE_FAILED;
 	}
-	return true;
+	item->cap = want;
+	return RF__RESERVED;
 }
 
 int rf__loader_deliver(rf_pipeline *p, rf__item *item)

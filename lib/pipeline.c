@@ -77,6 +77,41 @@ const char *rf_pipeline_error(const rf_pipeline *p)
 }
 
 /* Resolves auto values and sizes the pools from the config. */
+/*
+ * limits.memory_mb: the batch pool must fit; of what is left, at most half goes
+ * to staging (decoded images waiting for their slot), and the rest is the
+ * budget for file buffers (docs/config.md has the formula).
+ */
+static int fit_memory(rf_pipeline *p, size_t batches, size_t staging, size_t items_floor, size_t *items,
+		      uint64_t *file_budget)
+{
+	const rf_config *c = &p->cfg;
+	uint64_t mem = c->limits.memory_mb << 20;
+	uint64_t pool = (uint64_t)batches * (uint64_t)c->batch.size * rf__slot_bytes(c);
+	if (pool >= mem) {
+		rf__pipeline_fail(p, RF_ECONFIG,
+				  "limits.memory_mb = %llu cannot hold the batch pool: %zu batches of %d images of %zu "
+				  "bytes need %.1f MiB; lower batch.size or pipeline.prefetch_batches, or raise "
+				  "limits.memory_mb",
+				  (unsigned long long)c->limits.memory_mb, batches, c->batch.size, rf__slot_bytes(c),
+				  (double)pool / (1 << 20));
+		return RF_ECONFIG;
+	}
+	uint64_t left = mem - pool;
+	uint64_t fit = left / 2 / staging;
+	if (fit < items_floor) {
+		rf__pipeline_fail(p, RF_ECONFIG,
+				  "limits.memory_mb = %llu leaves %.1f MiB after the batch pool: too little for the %zu "
+				  "decode buffers of %zu bytes this config needs and room for file buffers",
+				  (unsigned long long)c->limits.memory_mb, (double)left / (1 << 20), items_floor, staging);
+		return RF_ECONFIG;
+	}
+	if (*items > fit)
+		*items = (size_t)fit;
+	*file_budget = left - (uint64_t)*items * staging;
+	return 0;
+}
+
 static int size_pipeline(rf_pipeline *p)
 {
 	rf_config *c = &p->cfg;
@@ -88,10 +123,20 @@ static int size_pipeline(rf_pipeline *p)
 	size_t items = (size_t)p->loader_threads * c->loader.io_depth + queue_depth +
 		       2 * (size_t)p->decoder_threads + 16;
 	size_t items_floor = (size_t)p->loader_threads + 2 * (size_t)p->decoder_threads + 2;
+	size_t batches = (size_t)c->pipeline.prefetch_batches + (size_t)c->infer.threads +
+			 (size_t)p->decoder_threads + 1;
 	if (items * staging > STAGING_BYTES_MAX)
 		items = STAGING_BYTES_MAX / staging;
 	if (items < items_floor)
 		items = items_floor;
+	uint64_t file_budget = 0;
+	if (c->limits.memory_mb) {
+		int rc = fit_memory(p, batches, staging, items_floor, &items, &file_budget);
+		if (rc != 0)
+			return rc;
+	}
+	if (rf__budget_init(&p->budget, file_budget) != 0)
+		return RF_ESYS;
 	p->item_count = items;
 	p->items = calloc(items, sizeof(*p->items));
 	if (!p->items)
@@ -107,8 +152,6 @@ static int size_pipeline(rf_pipeline *p)
 		else
 			rf__queue_try_push(&p->free_items, &p->items[i]);
 	}
-	size_t batches = (size_t)c->pipeline.prefetch_batches + (size_t)c->infer.threads +
-			 (size_t)p->decoder_threads + 1;
 	if (rc == 0)
 		rc = rf__batcher_init(&p->batcher, p, c, batches, items);
 	rf__converter_init(&p->converter, c);
@@ -314,6 +357,7 @@ void rf_pipeline_close(rf_pipeline *p)
 	rf__batcher_destroy(&p->batcher);
 	rf__queue_destroy(&p->decode_queue);
 	rf__queue_destroy(&p->free_items);
+	rf__budget_destroy(&p->budget);
 	for (size_t i = 0; p->items && i < p->item_count; i++) {
 		free(p->items[i].data);
 		free(p->items[i].pixels);

@@ -66,6 +66,15 @@ typedef struct rf__resume_state {
 
 enum rf__state { RF_STATE_CREATED, RF_STATE_RUNNING, RF_STATE_ENDED };
 
+/* Bytes of file buffers items may hold under limits.memory_mb (lib/budget.c). */
+typedef struct rf__budget {
+	pthread_mutex_t lock;
+	pthread_cond_t freed;
+	uint64_t limit; /* 0: no cap, nothing is counted */
+	uint64_t held, peak;
+	bool ready;
+} rf__budget;
+
 struct rf_pipeline {
 	rf_config cfg;
 	rf__source source;
@@ -78,6 +87,7 @@ struct rf_pipeline {
 	rf__queue decode_queue;
 	rf__batcher batcher;
 	rf__converter converter;
+	rf__budget budget;
 
 	rf__sampler sampler; /* which input comes next */
 	rf__resume_state resume;             /* from rf_pipeline_resume, checked at start */
@@ -124,8 +134,25 @@ rf__item *rf__loader_take_item(rf_pipeline *p, bool wait, int *rc);
 /* Checks what stat said before reading: regular file, under max_file_bytes.
  * Returns false with the item failed otherwise. */
 bool rf__loader_check_file(rf_pipeline *p, rf__item *item, unsigned mode, uint64_t size);
-/* Makes room for item->size bytes; false with the item failed if out of memory. */
-bool rf__loader_reserve(rf__item *item);
+/* rf__loader_reserve results. */
+enum { RF__RESERVED = 0, RF__RESERVE_FAILED = -1, RF__RESERVE_LATER = 1 };
+/*
+ * Makes room for item->size bytes within the file-buffer budget: RESERVED;
+ * FAILED with the item failed (out of memory, larger than the whole budget,
+ * canceled); LATER only without wait, when the budget is spent for now.
+ * With wait, blocks until the bytes are free.
+ */
+int rf__loader_reserve(rf_pipeline *p, rf__item *item, bool wait);
+
+/* The budget (lib/budget.c). */
+int rf__budget_init(rf__budget *b, uint64_t limit);
+void rf__budget_destroy(rf__budget *b);
+/* Drops item's buffer and charges want bytes for a new one; codes as rf__loader_reserve. */
+int rf__budget_charge(rf_pipeline *p, rf__item *item, size_t want, bool wait);
+/* Takes back bytes charged for a buffer that could not be allocated. */
+void rf__budget_uncharge(rf_pipeline *p, size_t bytes);
+/* After decoding: gives item's buffer back under a budget; without one, only if over keep_max. */
+void rf__budget_after_decode(rf_pipeline *p, rf__item *item, size_t keep_max);
 /* Hands a loaded (or failed) item to the decoders. 0 or RF_ECLOSED. */
 int rf__loader_deliver(rf_pipeline *p, rf__item *item);
 

@@ -32,11 +32,7 @@ void rf__decoder_run(rf_pipeline *p)
 			if (drc != 0)
 				item->status = drc;
 		}
-		if (item->cap > KEEP_FILE_BUFFER_MAX) {
-			free(item->data);
-			item->data = NULL;
-			item->cap = 0;
-		}
+		rf__budget_after_decode(p, item, KEEP_FILE_BUFFER_MAX);
 		uint64_t blocked = 0;
 		rf__batcher_submit(p, item, &blocked);
 		rf__count(&st->blocked_ns, blocked);

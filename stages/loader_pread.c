@@ -22,7 +22,8 @@ static void read_item(rf_pipeline *p, rf__item *item)
 	struct stat st;
 	if (fstat(fd, &st) != 0) {
 		rf__item_fail(item, RF_EIO, "stat: %s", strerror(errno));
-	} else if (rf__loader_check_file(p, item, st.st_mode, (uint64_t)st.st_size) && rf__loader_reserve(item)) {
+	} else if (rf__loader_check_file(p, item, st.st_mode, (uint64_t)st.st_size) &&
+		   rf__loader_reserve(p, item, true) == RF__RESERVED) {
 		fcntl(fd, F_SETFL, 0);
 		while (item->len < item->size) {
 			ssize_t n = pread(fd, item->data + item->len, item->size - item->len, (off_t)item->len);

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "pipeline.h"
 
@@ -21,6 +22,8 @@ enum op { OP_OPEN = 1, OP_STATX, OP_READ, OP_CLOSE };
 #define OP_MASK ((1u << OP_BITS) - 1)
 /* How often a waiting loader looks at the cancel flag. */
 #define WAIT_SLICE_NS 20000000LL
+/* How often a loader with files parked for memory (limits.memory_mb) retries them. */
+#define PARKED_SLICE_NS 2000000LL
 
 /* One file in flight. */
 struct request {
@@ -36,6 +39,8 @@ struct loader {
 	struct request *reqs;
 	int *free_reqs;
 	int free_count, depth;
+	int *parked; /* requests sized and opened, waiting for file-buffer bytes */
+	int parked_count;
 	int ops; /* SQEs submitted and not yet completed */
 	bool out_of_inputs;
 };
@@ -119,6 +124,33 @@ static void finish(struct loader *l, int req)
 	rf__loader_deliver(l->p, item);
 }
 
+/* The item has its buffer: read the whole file. */
+static void start_read(struct loader *l, int req)
+{
+	fcntl(l->reqs[req].item->fd, F_SETFL, 0);
+	queue_op(l, req, OP_READ);
+}
+
+/* Retries the files parked for memory; finishes them on cancel. */
+static void unpark(struct loader *l)
+{
+	int kept = 0;
+	for (int i = 0; i < l->parked_count; i++) {
+		int req = l->parked[i];
+		int rc = atomic_load(&l->p->canceled) ? RF__RESERVE_FAILED
+						       : rf__loader_reserve(l->p, l->reqs[req].item, false);
+		if (rc == RF__RESERVE_LATER) {
+			l->parked[kept++] = req;
+			continue;
+		}
+		if (rc == RF__RESERVED)
+			start_read(l, req);
+		else
+			finish(l, req);
+	}
+	l->parked_count = kept;
+}
+
 /* Both openat and statx are back: check the file and start reading it. */
 static void opened(struct loader *l, int req)
 {
@@ -131,12 +163,20 @@ static void opened(struct loader *l, int req)
 	else if (r->stat_res < 0)
 		rf__item_fail(item, RF_EIO, "stat: %s", strerror(-r->stat_res));
 	if (item->status != 0 || !rf__loader_check_file(l->p, item, r->stx.stx_mode, r->stx.stx_size) ||
-	    item->size == 0 || !rf__loader_reserve(item) || atomic_load(&l->p->canceled)) {
+	    item->size == 0 || atomic_load(&l->p->canceled)) {
 		finish(l, req);
 		return;
 	}
-	fcntl(item->fd, F_SETFL, 0);
-	queue_op(l, req, OP_READ);
+	/* The budget is spent for now: park the file (it stays open) and keep reaping. */
+	int rc = rf__loader_reserve(l->p, item, false);
+	if (rc == RF__RESERVE_LATER) {
+		l->parked[l->parked_count++] = req;
+		return;
+	}
+	if (rc == RF__RESERVED)
+		start_read(l, req);
+	else
+		finish(l, req);
 }
 
 static void completed(struct loader *l, uint64_t data, int res)
@@ -205,7 +245,8 @@ static int loader_init(struct loader *l, rf_pipeline *p)
 	*l = (struct loader){.p = p, .depth = p->cfg.loader.io_depth};
 	l->reqs = calloc((size_t)l->depth, sizeof(*l->reqs));
 	l->free_reqs = calloc((size_t)l->depth, sizeof(*l->free_reqs));
-	if (!l->reqs || !l->free_reqs) {
+	l->parked = calloc((size_t)l->depth, sizeof(*l->parked));
+	if (!l->reqs || !l->free_reqs || !l->parked) {
 		rf__pipeline_fail(p, RF_ENOMEM, "out of memory for the loader");
 		return RF_ENOMEM;
 	}
@@ -238,11 +279,14 @@ void rf__loader_uring_run(rf_pipeline *p)
 	struct loader l;
 	if (loader_init(&l, p) == 0) {
 		for (;;) {
+			if (l.parked_count)
+				unpark(&l);
 			fill(&l);
-			if (l.ops == 0 && (l.out_of_inputs || atomic_load(&p->canceled)))
+			if (l.ops == 0 && l.parked_count == 0 && (l.out_of_inputs || atomic_load(&p->canceled)))
 				break;
 			struct io_uring_cqe *cqe;
-			struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = WAIT_SLICE_NS};
+			struct __kernel_timespec ts = {.tv_sec = 0,
+						       .tv_nsec = l.parked_count ? PARKED_SLICE_NS : WAIT_SLICE_NS};
 			int rc = io_uring_submit_and_wait_timeout(&l.ring, &cqe, 1, &ts, NULL);
 			if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
 				rf__pipeline_fail(p, RF_ESYS, "io_uring_submit_and_wait: %s", strerror(-rc));
@@ -251,7 +295,11 @@ void rf__loader_uring_run(rf_pipeline *p)
 			reap(&l);
 		}
 		io_uring_queue_exit(&l.ring);
+		/* Only after a ring failure: parked files are still open. */
+		for (int i = 0; i < l.parked_count; i++)
+			close(l.reqs[l.parked[i]].item->fd);
 	}
 	free(l.reqs);
 	free(l.free_reqs);
+	free(l.parked);
 }

@@ -191,7 +191,8 @@ Test(cli, trace_samples_the_run_and_summary_names_the_bottleneck, .timeout = 120
 			      "--stats-json '%s/s.json' '%s/img'",
 			      dir, dir, dir),
 		     0);
-	cr_assert_eq(run_cli(args, &err), 0, "stderr: %s", err);
+	int status = run_cli(args, &err);
+	cr_assert_eq(status, 0, "stderr: %s", err);
 	free(err);
 	free(args);
 

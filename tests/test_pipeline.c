@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "pipeline.h"
 #include "ringfeed/ringfeed.h"
 #include "sampler.h"
 #include "testfs.h"
@@ -779,4 +780,122 @@ Test(stats, slow_consumer_is_named_the_bottleneck, .timeout = 120)
 	rf_pipeline_close(p);
 	tfs_rmtree(dir);
 	free(dir);
+}
+
+/* n PNGs of side x side RGB noise (noise does not compress: about side * side * 3 bytes each). */
+static char *make_noise_dataset(size_t n, int side)
+{
+	char *dir = tfs_mkdtemp();
+	uint8_t *px = malloc((size_t)side * side * 3);
+	unsigned seed = 99;
+	char name[32];
+	for (size_t i = 0; i < n; i++) {
+		for (size_t k = 0; k < (size_t)side * side * 3; k++)
+			px[k] = (uint8_t)rand_r(&seed);
+		snprintf(name, sizeof(name), "noise-%03zu.png", i);
+		char *path = tfs_path(dir, name);
+		cr_assert_eq(timg_write(path, "png", side, side, 3, px), 0);
+		free(path);
+	}
+	free(px);
+	return dir;
+}
+
+/*
+ * 40 files of ~270 KB (10.8 MB) through a 2 MiB cap with 64 reads allowed in
+ * flight: the io_uring loader must park files and the pread loader wait, and
+ * the file buffers held never exceed what the cap leaves for them.
+ */
+static void check_memory_cap(rf_backend backend, const char *dir)
+{
+	rf_config cfg;
+	base_config(&cfg);
+	cfg.loader.backend = backend;
+	cfg.loader.io_depth = 64;
+	cfg.loader.threads = backend == RF_BACKEND_PREAD ? 4 : 1;
+	cfg.batch.size = 4;
+	cfg.limits.memory_mb = 2;
+	rf_pipeline *p = open_started(&cfg, dir);
+	rf_batch *b;
+	size_t ok = 0;
+	int rc;
+	while ((rc = rf_pipeline_next(p, &b)) == 0) {
+		for (size_t e = 0; e < rf_batch_error_count(b); e++)
+			cr_assert_fail("%s: %s", rf_batch_error(b, e)->path, rf_batch_error(b, e)->reason);
+		ok += rf_batch_count(b);
+		rf_batch_release(b);
+	}
+	cr_assert_eq(rc, RF_EOF, "%s", rf_pipeline_error(p));
+	cr_assert_eq(ok, 40);
+	uint64_t limit = p->budget.limit, peak = p->budget.peak;
+	cr_assert_gt(limit, (1u << 20), "the cap leaves %llu bytes for file buffers", (unsigned long long)limit);
+	cr_assert_leq(limit, 2u << 20);
+	cr_assert_leq(peak, limit, "file buffers peaked at %llu bytes, over the %llu the cap allows",
+		      (unsigned long long)peak, (unsigned long long)limit);
+	cr_assert_geq(peak, 250000, "no file was ever held? peak %llu", (unsigned long long)peak);
+	cr_assert_eq(p->budget.held, 0, "%llu bytes still charged at the end", (unsigned long long)p->budget.held);
+	rf_pipeline_close(p);
+}
+
+Test(memory, file_buffers_stay_within_limits_memory_mb, .timeout = 120)
+{
+	char *dir = make_noise_dataset(40, 300);
+	check_memory_cap(RF_BACKEND_IO_URING, dir);
+	check_memory_cap(RF_BACKEND_PREAD, dir);
+	tfs_rmtree(dir);
+	free(dir);
+}
+
+Test(memory, file_larger_than_the_budget_is_an_error_record, .timeout = 60)
+{
+	char *dir = make_noise_dataset(1, 700); /* ~1.5 MB */
+	write_indexed_png(dir, "small.png", 1);
+	for (int backend = RF_BACKEND_IO_URING; backend <= RF_BACKEND_PREAD; backend++) {
+		rf_config cfg;
+		base_config(&cfg);
+		cfg.loader.backend = (rf_backend)backend;
+		cfg.limits.memory_mb = 1;
+		rf_pipeline *p = open_started(&cfg, dir);
+		rf_batch *b;
+		size_t ok = 0, too_big = 0;
+		while (rf_pipeline_next(p, &b) == 0) {
+			ok += rf_batch_count(b);
+			for (size_t e = 0; e < rf_batch_error_count(b); e++) {
+				const rf_item_error *err = rf_batch_error(b, e);
+				cr_assert_eq(err->code, RF_ETOOBIG, "%s", err->reason);
+				cr_assert_not_null(strstr(err->reason, "limits.memory_mb"), "%s", err->reason);
+				too_big++;
+			}
+			rf_batch_release(b);
+		}
+		cr_assert_eq(ok, 1);
+		cr_assert_eq(too_big, 1);
+		rf_pipeline_close(p);
+	}
+	tfs_rmtree(dir);
+	free(dir);
+}
+
+Test(memory, batch_pool_over_the_cap_is_a_config_error)
+{
+	rf_config cfg;
+	char err[512];
+	rf_config_init(&cfg);
+	rf_config_set(&cfg, "output.layout", "nchw_f32", NULL, 0); /* 602 KB per image */
+	cfg.decoder.threads = 2;
+	cfg.limits.memory_mb = 64; /* 6 batches of 32 need 110 MiB */
+	cr_assert_eq(rf_config_validate(&cfg, err, sizeof(err)), RF_ECONFIG);
+	cr_assert_not_null(strstr(err, "limits.memory_mb"), "%s", err);
+	cr_assert_not_null(strstr(err, "batch pool"), "%s", err);
+	rf_pipeline *p;
+	cr_assert_eq(rf_pipeline_create(&p, &cfg), RF_ECONFIG);
+	cfg.batch.size = 8; /* 6 batches of 8: 28 MiB, fits */
+	cr_assert_eq(rf_config_validate(&cfg, err, sizeof(err)), 0, "%s", err);
+	/* A cap that holds the batches but not the decode buffers the config needs fails at start. */
+	cfg.limits.memory_mb = 29;
+	cr_assert_eq(rf_config_validate(&cfg, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(rf_pipeline_create(&p, &cfg), 0);
+	cr_assert_eq(rf_pipeline_start(p), RF_ECONFIG);
+	cr_assert_not_null(strstr(rf_pipeline_error(p), "limits.memory_mb"), "%s", rf_pipeline_error(p));
+	rf_pipeline_close(p);
 }

@@ -101,6 +101,7 @@ typedef struct rf_config {
 	struct {
 		uint64_t max_pixels;      /* default 100,000,000 */
 		uint64_t max_file_bytes;  /* default 256 MiB */
+		uint64_t memory_mb;       /* cap on batches + staging + file buffers; 0 = none (default) */
 	} limits;
 	struct {
 		rf_on_error on_error;  /* default skip */
