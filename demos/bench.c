@@ -377,6 +377,17 @@ static int run_hand(const rf_config *cfg, const struct files *f, int threads, st
 	return rc;
 }
 
+/* One measurement: o as one JSON line on stdout, flushed; frees o. */
+static void print_line(cJSON *o)
+{
+	char *line = cJSON_PrintUnformatted(o);
+	if (line)
+		printf("%s\n", line);
+	fflush(stdout);
+	free(line);
+	cJSON_Delete(o);
+}
+
 /* ---- cancel latency ------------------------------------------------------------- */
 
 enum { CANCEL_RUNS = 10 };
@@ -412,12 +423,7 @@ static int run_cancel(const rf_config *base, const struct files *f, int threads,
 	cJSON_AddNumberToObject(o, "after_batches", after);
 	cJSON_AddBoolToObject(o, "data_ended_first", rc == RF_EOF);
 	cJSON_AddNumberToObject(o, "cancel_seconds", took);
-	char *line = cJSON_PrintUnformatted(o);
-	if (line)
-		printf("%s\n", line);
-	fflush(stdout);
-	free(line);
-	cJSON_Delete(o);
+	print_line(o);
 	return 0;
 }
 
@@ -457,12 +463,7 @@ static void print_result(const struct result *r, const char *api)
 		add_stage(o, "loader", &s->stages[RF_STAGE_LOADER], s->wall_seconds);
 		cJSON_AddStringToObject(o, "loader_backend", r->backend);
 	}
-	char *line = cJSON_PrintUnformatted(o);
-	if (line)
-		printf("%s\n", line);
-	fflush(stdout);
-	free(line);
-	cJSON_Delete(o);
+	print_line(o);
 }
 
 /* ---- arguments ------------------------------------------------------------------- */

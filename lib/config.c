@@ -62,6 +62,7 @@ static const struct key_def keys[] = {
 	{"loader.threads", K_INT, OFF(loader.threads), 1, 256, 0, NULL, "loader threads"},
 	{"loader.io_depth", K_INT, OFF(loader.io_depth), 1, 4096, 0, NULL, "reads in flight per loader"},
 	{"loader.backend", K_ENUM, OFF(loader.backend), 0, 0, 0, backends, "auto|io_uring|pread"},
+	{"loader.direct_io", K_BOOL, OFF(loader.direct_io), 0, 0, 0, NULL, "O_DIRECT reads (no page cache)"},
 	{"decoder.threads", K_INT_AUTO, OFF(decoder.threads), 1, 256, 0, NULL, "decoder threads or auto"},
 	{"output.width", K_INT, OFF(output.width), 1, 16384, 0, NULL, "output width in pixels"},
 	{"output.height", K_INT, OFF(output.height), 1, 16384, 0, NULL, "output height in pixels"},

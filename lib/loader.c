@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include "clock.h"
@@ -39,6 +40,7 @@ rf__item *rf__loader_take_item(rf_pipeline *p, bool wait, int *rc)
 	item->len = 0;
 	item->size = 0;
 	item->fd = -1;
+	item->direct = false;
 	item->pending = 0;
 	return item;
 }
@@ -73,16 +75,39 @@ bool rf__loader_check_file(rf_pipeline *p, rf__item *item, unsigned mode, uint64
 	return true;
 }
 
+/* O_DIRECT wants buffer, offset and length aligned to the device's block; 4096 covers every common one. */
+#define DIRECT_ALIGN ((size_t)4096)
+
+static size_t round_up(size_t n, size_t to)
+{
+	return (n + to - 1) / to * to;
+}
+
+void rf__loader_read_mode(rf_pipeline *p, rf__item *item)
+{
+	item->direct = p->cfg.loader.direct_io && fcntl(item->fd, F_SETFL, O_DIRECT) == 0;
+	if (!item->direct)
+		fcntl(item->fd, F_SETFL, 0);
+}
+
+size_t rf__loader_read_len(const rf__item *item)
+{
+	return item->direct ? round_up((size_t)item->size, DIRECT_ALIGN) - item->len : (size_t)item->size - item->len;
+}
+
 int rf__loader_reserve(rf_pipeline *p, rf__item *item, bool wait)
 {
-	if (item->cap >= item->size && item->data)
-		return RF__RESERVED;
+	bool direct = p->cfg.loader.direct_io;
 	size_t want = item->size > 4096 ? (size_t)item->size : 4096;
+	if (direct)
+		want = round_up(want, DIRECT_ALIGN);
+	if (item->cap >= want && item->data)
+		return RF__RESERVED;
 	/* The old contents are not needed: free + malloc avoids realloc's copy. */
 	int rc = rf__budget_charge(p, item, want, wait);
 	if (rc != RF__RESERVED)
 		return rc;
-	item->data = malloc(want);
+	item->data = direct ? aligned_alloc(DIRECT_ALIGN, want) : malloc(want);
 	if (!item->data) {
 		rf__budget_uncharge(p, want);
 		rf__item_fail(item, RF_ENOMEM, "out of memory for a %llu-byte file", (unsigned long long)item->size);

@@ -35,6 +35,7 @@ typedef struct rf__item {
 	uint8_t *pixels; /* HWC u8 output of the decoder */
 	/* Loader scratch. */
 	int fd;
+	bool direct; /* fd reads with O_DIRECT: aligned offsets, lengths and buffer */
 	int pending; /* operations in flight for this item */
 	uint64_t size;
 	void *loader_state; /* backend-specific, e.g. a struct statx */
@@ -153,6 +154,15 @@ int rf__budget_charge(rf_pipeline *p, rf__item *item, size_t want, bool wait);
 void rf__budget_uncharge(rf_pipeline *p, size_t bytes);
 /* After decoding: gives item's buffer back under a budget; without one, only if over keep_max. */
 void rf__budget_after_decode(rf_pipeline *p, rf__item *item, size_t keep_max);
+/*
+ * Puts the opened fd in reading mode: blocking, and O_DIRECT under
+ * loader.direct_io where the file system takes it (item->direct says; where it
+ * does not, the file is read through the page cache).
+ */
+void rf__loader_read_mode(rf_pipeline *p, rf__item *item);
+/* Bytes the next read of item asks for (whole blocks under O_DIRECT). */
+size_t rf__loader_read_len(const rf__item *item);
+
 /* Hands a loaded (or failed) item to the decoders. 0 or RF_ECLOSED. */
 int rf__loader_deliver(rf_pipeline *p, rf__item *item);
 

@@ -39,6 +39,7 @@ def main():
     images = max(r["images"] for r in runs)
 
     plain = median_by([r for r in runs if r["storage"] == "plain"], lambda r: 0).get(0)
+    cold = median_by([r for r in runs if r["storage"] == "cold"], lambda r: r.get("direct_io", False))
     uring = median_by([r for r in runs if r["storage"] == "slowfs" and r["system"] == "ringfeed"
                        and r["backend"] == "io_uring"], lambda r: (r["delay_ms"], r["io_depth"]))
     pread = median_by([r for r in runs if r["system"] == "ringfeed" and r["backend"] == "pread"],
@@ -54,6 +55,8 @@ def main():
     if fuse0:
         print(f"slowfs at 0 ms (FUSE's own cost, no latency), same config:      {fuse0:.0f} images/s "
               f"({fuse0 / plain:.2f}x plain)")
+    for direct, v in sorted(cold.items()):
+        print(f"plain directory, cold page cache, {'O_DIRECT' if direct else 'buffered'}:{'':<22}{v:.0f} images/s")
     print("\nio_uring, 1 loader thread: images/s by io_depth")
     print(fmt_row("delay", depths, {k: k for k in depths}))
     for d in delays:
@@ -87,6 +90,7 @@ def main():
 
     if args.json:
         out = {"images": images, "rounds": rounds, "failed": failed, "plain": plain, "slowfs_0ms": fuse0,
+               "cold": {("direct_io" if k else "buffered"): v for k, v in cold.items()},
                "io_uring": [{"delay_ms": d, "io_depth": k, "images_per_second": v} for (d, k), v in
                             sorted(uring.items())],
                "pread": [{"delay_ms": d, "loader_threads": t, "images_per_second": v} for (d, t), v in

@@ -6,9 +6,11 @@
 # passthrough that sleeps the given milliseconds in every getattr, open and read), against the same
 # files in the plain directory (warm page cache). At each delay: one io_uring loader thread at each
 # io_depth, the pread backend at each loader.threads, and (at 2 ms) the PIL thread-pool recipe at
-# each worker count. ringfeed runs are `ringfeed run --consumer null` with the default config plus
-# the loader settings. Prints medians, the io_depth curve and the target; --json writes every run,
-# --plot a PNG of the curves. Needs root or fusermount3 (Debian fuse3); installs what is missing.
+# each worker count. As root it also reads the plain directory with a cold page cache
+# (echo 3 > /proc/sys/vm/drop_caches before each run), buffered and with loader.direct_io.
+# ringfeed runs are `ringfeed run --consumer null` with the default config plus the loader
+# settings. Prints medians, the io_depth curve and the target; --json writes every run, --plot a
+# PNG of the curves. Needs root or fusermount3 (Debian fuse3); installs what is missing.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 py=/usr/bin/python3
@@ -84,19 +86,31 @@ mount_slowfs() { # DELAY_MS
 	exit 1
 }
 
-# rf ROUND STORAGE DELAY LIST BACKEND THREADS DEPTH: one ringfeed run, one JSON line.
+# rf ROUND STORAGE DELAY LIST BACKEND THREADS DEPTH [DIRECT]: one ringfeed run, one JSON line.
 rf() {
 	"$build/ringfeed" run --consumer null --quiet --stats-json "$work/stats.json" \
-		--set loader.backend="$5" --set loader.threads="$6" --set loader.io_depth="$7" "@$4"
-	"$py" - "$work/stats.json" "$1" "$2" "$3" "$5" "$6" "$7" >>"$raw" <<-'EOF'
+		--set loader.backend="$5" --set loader.threads="$6" --set loader.io_depth="$7" \
+		--set loader.direct_io="${8:-false}" "@$4"
+	"$py" - "$work/stats.json" "$1" "$2" "$3" "$5" "$6" "$7" "${8:-false}" >>"$raw" <<-'EOF'
 		import json, sys
 		s = json.load(open(sys.argv[1]))
 		print(json.dumps({"round": int(sys.argv[2]), "storage": sys.argv[3], "delay_ms": float(sys.argv[4]),
 		                  "system": "ringfeed", "backend": sys.argv[5], "loader_threads": int(sys.argv[6]),
-		                  "io_depth": int(sys.argv[7]), "images": s["ok"], "failed": s["failed"],
+		                  "io_depth": int(sys.argv[7]), "direct_io": sys.argv[8] == "true",
+		                  "images": s["ok"], "failed": s["failed"],
 		                  "images_per_second": s["items_per_second"],
 		                  "decoder_starved_seconds": s["stages"]["decoder"]["starved_seconds"]}))
 	EOF
+}
+
+# cold ROUND: the plain directory with an empty page cache, buffered then O_DIRECT, then re-warms.
+cold() {
+	for direct in false true; do
+		sync
+		echo 3 >/proc/sys/vm/drop_caches
+		rf "$1" cold 0 "$work/plain.txt" io_uring 1 64 "$direct"
+	done
+	tr '\n' '\0' <"$work/plain.txt" | xargs -0 cat >/dev/null
 }
 
 # pool ROUND DELAY WORKERS: the PIL thread-pool recipe over the mount.
@@ -131,5 +145,6 @@ for round in $(seq 0 $((repeat - 1))); do
 		fi
 		unmount
 	done
+	if [ "$(id -u)" -eq 0 ] && [ -w /proc/sys/vm/drop_caches ]; then cold "$round"; fi
 done
 "$py" "$root/scripts/bench_storage.py" "$raw" ${json:+--json "$json"} ${plot:+--plot "$plot"}

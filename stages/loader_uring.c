@@ -92,7 +92,7 @@ static void queue_op(struct loader *l, int req, enum op op)
 		io_uring_prep_statx(sqe, AT_FDCWD, path, 0, STATX_TYPE | STATX_SIZE, &r->stx);
 		break;
 	case OP_READ:
-		io_uring_prep_read(sqe, item->fd, item->data + item->len, (unsigned)(item->size - item->len),
+		io_uring_prep_read(sqe, item->fd, item->data + item->len, (unsigned)rf__loader_read_len(item),
 				   item->len);
 		break;
 	case OP_CLOSE:
@@ -127,7 +127,7 @@ static void finish(struct loader *l, int req)
 /* The item has its buffer: read the whole file. */
 static void start_read(struct loader *l, int req)
 {
-	fcntl(l->reqs[req].item->fd, F_SETFL, 0);
+	rf__loader_read_mode(l->p, l->reqs[req].item);
 	queue_op(l, req, OP_READ);
 }
 

@@ -180,15 +180,15 @@ Test(cli, run_writes_json_and_error_records, .timeout = 120)
 
 /*
  * --trace writes a CSV row every 100 ms and one at the end; with a consumer
- * slower than loading, the summary names the inference stage as the bottleneck.
+ * far slower than loading, the summary names the inference stage as the bottleneck.
  */
 Test(cli, trace_samples_the_run_and_summary_names_the_bottleneck, .timeout = 120)
 {
 	char *dir = make_samples(60);
 	char *args = NULL, *err = NULL;
 	cr_assert_gt(asprintf(&args,
-			      "run --quiet --consumer sleep --cost-ms 50 --set batch.size=2 --trace '%s/t.csv' "
-			      "--stats-json '%s/s.json' '%s/img'",
+			      "run --quiet --consumer sleep --cost-ms 60 --set batch.size=2 --set output.width=32 "
+			      "--set output.height=32 --trace '%s/t.csv' --stats-json '%s/s.json' '%s/img'",
 			      dir, dir, dir),
 		     0);
 	int status = run_cli(args, &err);
@@ -224,7 +224,11 @@ Test(cli, trace_samples_the_run_and_summary_names_the_bottleneck, .timeout = 120
 		last_items = items;
 		rows++;
 	}
-	/* 30 batches at 50 ms: about 1.5 s, so well over 5 samples; the last row is the end of the run */
+	/*
+	 * 30 batches at 60 ms: about 1.8 s, so well over 5 samples; the last row is the end of the run.
+	 * A 32x32 output decodes these 500x375 JPEGs at 1/8 scale, cheap enough even under TSan for
+	 * the sleeping consumer to be the slowest stage.
+	 */
 	cr_assert_geq(rows, 5, "%d rows", rows);
 	cr_assert_eq(last_items, 60);
 	free(text);

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -71,7 +72,18 @@ static void check_item(const rf_pipeline *p, const rf__item *item, const struct 
 			cr_assert_fail("%s: byte %zu differs", path, i);
 }
 
-static void run_cases(rf_backend backend)
+/* Whether files in dir can be read with O_DIRECT (tmpfs before Linux 6.6 cannot). */
+static bool takes_o_direct(const char *dir)
+{
+	char *path = tfs_path(dir, "one");
+	int fd = open(path, O_RDONLY | O_DIRECT);
+	free(path);
+	if (fd >= 0)
+		close(fd);
+	return fd >= 0;
+}
+
+static void run_cases(rf_backend backend, bool direct)
 {
 	char *dir = tfs_mkdtemp();
 	const struct expect cases[] = {
@@ -99,6 +111,7 @@ static void run_cases(rf_backend backend)
 	rf_config cfg;
 	rf_config_init(&cfg);
 	cfg.loader.backend = backend;
+	cfg.loader.direct_io = direct;
 	cfg.loader.io_depth = 4;
 	cfg.decoder.threads = 1;
 	cfg.pipeline.queue_depth = 64;
@@ -118,8 +131,13 @@ static void run_cases(rf_backend backend)
 	free(at);
 	free(list);
 	rf__item **items = load_all(p, backend, n);
-	for (size_t i = 0; i < n; i++)
+	bool o_direct = takes_o_direct(dir);
+	for (size_t i = 0; i < n; i++) {
 		check_item(p, items[i], &cases[i]);
+		/* read with O_DIRECT when asked and the file system takes it, else through the page cache */
+		if (cases[i].status == 0 && cases[i].size > 0)
+			cr_assert_eq(items[i]->direct, direct && o_direct, "%s", cases[i].name);
+	}
 	free(items);
 	rf_pipeline_close(p);
 	free(sub);
@@ -132,15 +150,26 @@ static void run_cases(rf_backend backend)
 
 Test(loader, uring_reads_whole_files_and_rejects_non_files, .timeout = 60)
 {
-	run_cases(RF_BACKEND_IO_URING);
+	run_cases(RF_BACKEND_IO_URING, false);
 }
 
 Test(loader, pread_reads_whole_files_and_rejects_non_files, .timeout = 60)
 {
-	run_cases(RF_BACKEND_PREAD);
+	run_cases(RF_BACKEND_PREAD, false);
 }
 
 /* More files than io_depth and than free items: requests and items are recycled. */
+/* loader.direct_io: the same files, byte for byte, read with O_DIRECT into aligned buffers. */
+Test(loader, uring_direct_io_reads_whole_files, .timeout = 60)
+{
+	run_cases(RF_BACKEND_IO_URING, true);
+}
+
+Test(loader, pread_direct_io_reads_whole_files, .timeout = 60)
+{
+	run_cases(RF_BACKEND_PREAD, true);
+}
+
 static void run_many(rf_backend backend)
 {
 	char *dir = tfs_mkdtemp();

@@ -78,6 +78,7 @@ typedef struct rf_config {
 		int threads;         /* default 1 */
 		int io_depth;        /* reads in flight per loader thread, default 64 */
 		rf_backend backend;  /* default auto */
+		bool direct_io;      /* O_DIRECT reads that bypass the page cache, default false */
 	} loader;
 	struct {
 		int threads;  /* default 0 = one per online CPU */
