@@ -52,8 +52,11 @@ static dev_t device_of(const char *path)
 	return stat(path, &st) == 0 ? st.st_dev : 0;
 }
 
-/* FILES PNGs whose pixels are all their index, served by slowfs at m->mnt with delay_ms per operation. */
-static void mount_slowfs(struct mount *m, double delay_ms)
+/*
+ * FILES PNGs whose pixels are all their index, served by slowfs at m->mnt
+ * with delay_ms per operation, and sizes size_lie bytes larger than the files.
+ */
+static void mount_slowfs(struct mount *m, double delay_ms, long size_lie)
 {
 	const char *missing = fuse_missing();
 	if (missing)
@@ -70,13 +73,19 @@ static void mount_slowfs(struct mount *m, double delay_ms)
 		free(path);
 	}
 	dev_t before = device_of(m->mnt);
-	char delay[32];
+	char delay[32], lie[32];
 	snprintf(delay, sizeof(delay), "%g", delay_ms);
+	snprintf(lie, sizeof(lie), "%ld", size_lie);
 	fflush(NULL);
 	m->pid = fork();
 	cr_assert_geq(m->pid, 0);
 	if (m->pid == 0) {
-		execl(RF_SLOWFS_PATH, "slowfs", m->src, m->mnt, "--delay-ms", delay, "-f", (char *)NULL);
+		if (size_lie)
+			execl(RF_SLOWFS_PATH, "slowfs", m->src, m->mnt, "--delay-ms", delay, "--size-lie",
+			      lie, "-f", (char *)NULL);
+		else
+			execl(RF_SLOWFS_PATH, "slowfs", m->src, m->mnt, "--delay-ms", delay, "-f",
+			      (char *)NULL);
 		_exit(127);
 	}
 	/* Mounted once the mount point's device changes. */
@@ -112,8 +121,12 @@ static void unmount_slowfs(struct mount *m)
 	free(m->mnt);
 }
 
-/* One run over the mount; checks every file came out as its own pixels. Returns the seconds it took. */
-static double run_over(const struct mount *m, rf_backend backend, int loader_threads, int io_depth)
+/*
+ * One run over the mount; checks every file came out as its own pixels.
+ * Returns the seconds it took; *bytes_read (may be NULL) gets the stats' figure.
+ */
+static double run_over_counting(const struct mount *m, rf_backend backend, int loader_threads, int io_depth,
+				uint64_t *bytes_read)
 {
 	rf_config cfg;
 	rf_config_init(&cfg);
@@ -148,8 +161,17 @@ static double run_over(const struct mount *m, rf_backend backend, int loader_thr
 	cr_assert_eq(rc, RF_EOF, "%s", rf_pipeline_error(p));
 	for (int i = 0; i < FILES; i++)
 		cr_assert_eq(seen[i], 1, "file %d delivered %d times", i, seen[i]);
+	rf_stats s;
+	rf_pipeline_stats(p, &s);
+	if (bytes_read)
+		*bytes_read = s.bytes_read;
 	rf_pipeline_close(p);
 	return took;
+}
+
+static double run_over(const struct mount *m, rf_backend backend, int loader_threads, int io_depth)
+{
+	return run_over_counting(m, backend, loader_threads, io_depth, NULL);
 }
 
 /*
@@ -161,7 +183,7 @@ static double run_over(const struct mount *m, rf_backend backend, int loader_thr
 Test(storage, io_uring_overlaps_opens_and_reads_on_slow_storage, .timeout = 120)
 {
 	struct mount m;
-	mount_slowfs(&m, DELAY_MS);
+	mount_slowfs(&m, DELAY_MS, 0);
 	double serial = run_over(&m, RF_BACKEND_IO_URING, 1, 1);
 	double overlapped = run_over(&m, RF_BACKEND_IO_URING, 1, FILES);
 	unmount_slowfs(&m);
@@ -176,9 +198,41 @@ Test(storage, io_uring_overlaps_opens_and_reads_on_slow_storage, .timeout = 120)
 Test(storage, pread_threads_read_slow_storage_correctly, .timeout = 120)
 {
 	struct mount m;
-	mount_slowfs(&m, DELAY_MS);
+	mount_slowfs(&m, DELAY_MS, 0);
 	double one = run_over(&m, RF_BACKEND_PREAD, 1, 1);
 	run_over(&m, RF_BACKEND_PREAD, 4, 1);
 	unmount_slowfs(&m);
 	cr_assert_geq(one, FILES * 3 * DELAY_MS / 1000, "one pread thread took %.3f s", one);
+}
+
+/*
+ * Every file reports 1000 bytes more than it has, as if it shrank between
+ * stat and read: the loaders stop at the real end (no hang, no bytes made
+ * up) and the decoders judge what is there, here whole PNGs.
+ */
+Test(storage, files_shrinking_after_stat_are_read_to_their_real_end, .timeout = 120)
+{
+	struct mount m;
+	mount_slowfs(&m, 0, 1000);
+	uint64_t real = 0;
+	for (int i = 0; i < FILES; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "f-%02d.png", i);
+		char *path = tfs_path(m.src, name), *seen = tfs_path(m.mnt, name);
+		struct stat st, lie;
+		cr_assert_eq(stat(path, &st), 0);
+		cr_assert_eq(stat(seen, &lie), 0);
+		cr_assert_eq(lie.st_size, st.st_size + 1000, "slowfs should report 1000 bytes more");
+		real += (uint64_t)st.st_size;
+		free(path);
+		free(seen);
+	}
+	uint64_t uring = 0, pread_bytes = 0;
+	run_over_counting(&m, RF_BACKEND_IO_URING, 1, FILES, &uring);
+	run_over_counting(&m, RF_BACKEND_PREAD, 2, 1, &pread_bytes);
+	unmount_slowfs(&m);
+	cr_assert_eq(uring, real, "io_uring read %llu bytes, the files hold %llu", (unsigned long long)uring,
+		     (unsigned long long)real);
+	cr_assert_eq(pread_bytes, real, "pread read %llu bytes, the files hold %llu",
+		     (unsigned long long)pread_bytes, (unsigned long long)real);
 }

@@ -6,14 +6,16 @@
  * any directory, for tests and for scripts/bench_storage.sh.
  *
  *   slowfs SOURCE MOUNTPOINT [--delay-ms MS] [--getattr-ms MS] [--open-ms MS]
- *          [--read-ms MS] [--cache] [--threads N] [FUSE options, e.g. -f]
+ *          [--read-ms MS] [--cache] [--threads N] [--size-lie BYTES] [FUSE options, e.g. -f]
  *
  * --delay-ms sets all three delays; the others override one each (fractions
  * allowed). Requests are served concurrently by up to --threads threads
  * (default 256). Without --cache the kernel caches nothing (no attribute,
  * entry or page cache; every read goes to slowfs), so every lookup, getattr,
  * open and read pays its delay, as on storage with no client cache.
- * Unmount with `fusermount3 -u MOUNTPOINT`.
+ * --size-lie adds BYTES to every regular file's size in getattr, so every
+ * file seems to shrink between stat and read (reads end early at the real
+ * end). Unmount with `fusermount3 -u MOUNTPOINT`.
  *
  * One artefact to know: the first lookup of each name after mounting is
  * served one at a time (the kernel creates the inode), so a first pass over N
@@ -39,6 +41,7 @@
 static struct {
 	int source; /* directory fd every path is resolved against */
 	double getattr_ms, open_ms, read_ms;
+	long long size_lie;
 	bool cache;
 } fs = {.source = -1};
 
@@ -80,7 +83,11 @@ static int slow_getattr(const char *path, struct stat *st, struct fuse_file_info
 {
 	pause_ms(fs.getattr_ms);
 	int rc = fi ? fstat((int)fi->fh, st) : fstatat(fs.source, rel(path), st, AT_SYMLINK_NOFOLLOW);
-	return rc == 0 ? 0 : -errno;
+	if (rc != 0)
+		return -errno;
+	if (S_ISREG(st->st_mode))
+		st->st_size += fs.size_lie;
+	return 0;
 }
 
 static int slow_readlink(const char *path, char *buf, size_t size)
@@ -163,7 +170,7 @@ static const struct fuse_operations slow_ops = {
 static int usage(void)
 {
 	fprintf(stderr, "usage: slowfs SOURCE MOUNTPOINT [--delay-ms MS] [--getattr-ms MS] [--open-ms MS] "
-			"[--read-ms MS] [--cache] [--threads N] [FUSE options]\n");
+			"[--read-ms MS] [--cache] [--threads N] [--size-lie BYTES] [FUSE options]\n");
 	return 2;
 }
 
@@ -201,6 +208,8 @@ int main(int argc, char **argv)
 		} else if (!strcmp(a, "--read-ms") && parse_ms(argv[i + 1], &fs.read_ms)) {
 			i++;
 		} else if (!strcmp(a, "--threads") && argv[i + 1] && (threads = atoi(argv[i + 1])) > 0) {
+			i++;
+		} else if (!strcmp(a, "--size-lie") && argv[i + 1] && (fs.size_lie = atoll(argv[i + 1])) > 0) {
 			i++;
 		} else if (!strcmp(a, "--cache")) {
 			fs.cache = true;
