@@ -40,7 +40,8 @@ void trace_sample(struct trace *t, const rf_stats *s)
 		rate[i] = dt > 0 ? (double)(st[i].items - pst[i].items) / dt : 0;
 	const rf_stage_stats *dec = &st[RF_STAGE_DECODER], *pdec = &pst[RF_STAGE_DECODER];
 	const rf_stage_stats *inf = &st[RF_STAGE_INFER], *pinf = &pst[RF_STAGE_INFER];
-	double waited = (inf->starved_seconds - pinf->starved_seconds) + (inf->busy_seconds - pinf->busy_seconds);
+	double waited =
+		(inf->starved_seconds - pinf->starved_seconds) + (inf->busy_seconds - pinf->busy_seconds);
 	fprintf(t->f, "%.3f,%llu,%llu,%llu,%.1f,%.2f,%zu,%zu,%zu,%.1f,%.1f,%.1f,%.3f,%.3f,%.3f,%.3f,%.3f\n",
 		s->wall_seconds, (unsigned long long)s->items, (unsigned long long)s->ok,
 		(unsigned long long)s->failed, dt > 0 ? (double)(s->items - p->items) / dt : 0,

@@ -58,7 +58,8 @@ int rf__budget_charge(rf_pipeline *p, rf__item *item, size_t want, bool wait)
 	}
 	if (want > b->limit) {
 		rf__item_fail(item, RF_ETOOBIG,
-			      "file is %llu bytes, more than the %llu bytes limits.memory_mb leaves for file buffers",
+			      "file is %llu bytes, more than the %llu bytes limits.memory_mb leaves for file "
+			      "buffers",
 			      (unsigned long long)item->size, (unsigned long long)b->limit);
 		return RF__RESERVE_FAILED;
 	}

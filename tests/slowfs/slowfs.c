@@ -209,7 +209,8 @@ int main(int argc, char **argv)
 			i++;
 		} else if (!strcmp(a, "--threads") && argv[i + 1] && (threads = atoi(argv[i + 1])) > 0) {
 			i++;
-		} else if (!strcmp(a, "--size-lie") && argv[i + 1] && (fs.size_lie = atoll(argv[i + 1])) > 0) {
+		} else if (!strcmp(a, "--size-lie") && argv[i + 1] &&
+			   (fs.size_lie = atoll(argv[i + 1])) > 0) {
 			i++;
 		} else if (!strcmp(a, "--cache")) {
 			fs.cache = true;
