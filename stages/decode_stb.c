@@ -22,8 +22,11 @@
  * - BMP (stb reads uncompressed BMPs only), uncompressed TGA and PNM: the
  *   payload size implied by the header is checked before decoding; a short
  *   file fails. A BMP may omit the padding of its last row.
- * - GIF, PSD, RLE TGA, HDR: not detected. stb fills the missing tail (zeros
- *   for GIF, PSD and TGA; for HDR the missing pixels are unspecified).
+ * - GIF, PSD and RLE or indexed TGA, whose size the header does not give:
+ *   stb reads them through callbacks, and a read at the end of the data
+ *   means stb wanted bytes the file does not have: truncated. (stb's own
+ *   read-ahead never asks past the end: it refills only when it needs a
+ *   byte it does not hold.)
  */
 #include <limits.h>
 #include <stdbool.h>
@@ -182,6 +185,49 @@ void rf__convert_channels(const uint8_t *src, size_t n, int from, uint8_t *dst, 
 }
 
 /* The file size the header promises, for the formats stb would read past the end of. */
+/* The input as stb callbacks that note a read past the end. */
+struct reader {
+	const uint8_t *p;
+	size_t left;
+	bool past_end;
+};
+
+static int reader_read(void *user, char *out, int size)
+{
+	struct reader *r = user;
+	size_t n = size > 0 ? (size_t)size : 0;
+	if (r->left == 0) {
+		r->past_end = true;
+		return 0;
+	}
+	if (n > r->left)
+		n = r->left;
+	memcpy(out, r->p, n);
+	r->p += n;
+	r->left -= n;
+	return (int)n;
+}
+
+static void reader_skip(void *user, int n)
+{
+	struct reader *r = user;
+	if (n <= 0)
+		return;
+	if ((size_t)n > r->left) {
+		r->past_end = true;
+		n = (int)r->left;
+	}
+	r->p += n;
+	r->left -= (size_t)n;
+}
+
+static int reader_eof(void *user)
+{
+	return ((struct reader *)user)->left == 0;
+}
+
+static const stbi_io_callbacks reader_io = {reader_read, reader_skip, reader_eof};
+
 static uint64_t payload_size(const stb_format *f, const uint8_t *d, size_t len, int w, int h, int comp)
 {
 	if (!strcmp(f->name, "bmp"))
@@ -223,7 +269,17 @@ int rf__stb_decode(const rf_config *cfg, const uint8_t *data, size_t len, rf__im
 	if (need > len)
 		return rf__fail(reason, reason_len, RF_EDECODE, "%s: truncated (%zu of %llu bytes)", f->name,
 				len, (unsigned long long)need);
-	px = stbi_load_from_memory(data, (int)len, &w, &h, &comp, 0);
+	if (need > 0) {
+		px = stbi_load_from_memory(data, (int)len, &w, &h, &comp, 0);
+	} else {
+		struct reader r = {data, len, false};
+		px = stbi_load_from_callbacks(&reader_io, &r, &w, &h, &comp, 0);
+		if (px && r.past_end) {
+			stbi_image_free(px);
+			return rf__fail(reason, reason_len, RF_EDECODE, "%s: truncated (the data ends inside the image)",
+					f->name);
+		}
+	}
 	if (!px)
 		return rf__fail(reason, reason_len, RF_EDECODE, "%s: corrupt, truncated or unsupported data",
 				f->name);

@@ -666,6 +666,56 @@ Test(broken, truncated_raw_formats_fail)
 	free(px);
 }
 
+/* A raw (uncompressed) RGB PSD of w x h: header, three empty sections, planar channels. */
+static uint8_t *raw_psd(const uint8_t *px, int w, int h, size_t *len)
+{
+	size_t header = 26 + 4 + 4 + 4 + 2, plane = (size_t)w * h;
+	uint8_t *data = calloc(1, header + 3 * plane);
+
+	memcpy(data, "8BPS", 4);
+	data[5] = 1;  /* version */
+	data[13] = 3; /* channels */
+	put_be32(data + 14, (uint32_t)h);
+	put_be32(data + 18, (uint32_t)w);
+	data[23] = 8; /* depth */
+	data[25] = 3; /* RGB; the section lengths and compression that follow stay 0 */
+	for (size_t c = 0; c < 3; c++)
+		for (size_t i = 0; i < plane; i++)
+			data[header + c * plane + i] = px[i * 3 + c];
+	*len = header + 3 * plane;
+	return data;
+}
+
+/*
+ * GIF, RLE TGA and PSD carry no size stb could check up front: a file cut
+ * inside its image data still fails, because stb asks for bytes past the end.
+ */
+Test(broken, truncated_gif_rle_tga_and_psd_fail)
+{
+	static const char *fmts[] = {"gif", "tga", "psd"};
+	uint8_t *px = timg_pattern(64, 48, 3, 5);
+
+	for (size_t f = 0; f < 3; f++) {
+		rf_config cfg = config(32, 32, 3, RF_FIT_COVER);
+		size_t len;
+		uint8_t *data = f == 2 ? raw_psd(px, 64, 48, &len) : encode(fmts[f], 64, 48, 3, px, &len);
+		size_t cuts[8], n = 0;
+		result r = decode(&cfg, data, len);
+
+		cr_assert_eq(r.code, 0, "%s: %s", fmts[f], r.reason);
+		free(r.px);
+		if (f == 1)
+			cr_assert_eq(data[2], 10, "stb_image_write should write RLE TGA (type 10), wrote %d", data[2]);
+		for (int k = 1; k < 8; k++)
+			cuts[n++] = len * k / 8;
+		if (f != 0)
+			cuts[n++] = len - 1; /* a GIF may lose its trailer byte: its image data is whole */
+		assert_cuts_fail(fmts[f], data, len, cuts, n, fmts[f]);
+		free(data);
+	}
+	free(px);
+}
+
 Test(broken, empty_file)
 {
 	rf_config cfg = config(64, 64, 3, RF_FIT_COVER);
