@@ -1,9 +1,9 @@
 /* What every loader backend shares: taking inputs, checking files, handing items on. */
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h>
 #include <sys/stat.h>
 
 #include "clock.h"
@@ -83,11 +83,11 @@ static size_t round_up(size_t n, size_t to)
 	return (n + to - 1) / to * to;
 }
 
-void rf__loader_read_mode(rf_pipeline *p, rf__item *item)
+void rf__loader_read_mode(rf_pipeline *p, rf__item *item, int fd)
 {
-	item->direct = p->cfg.loader.direct_io && fcntl(item->fd, F_SETFL, O_DIRECT) == 0;
+	item->direct = p->cfg.loader.direct_io && fcntl(fd, F_SETFL, O_DIRECT) == 0;
 	if (!item->direct)
-		fcntl(item->fd, F_SETFL, 0);
+		fcntl(fd, F_SETFL, 0);
 }
 
 size_t rf__loader_read_len(const rf__item *item)
@@ -103,7 +103,7 @@ int rf__loader_reserve(rf_pipeline *p, rf__item *item, bool wait)
 		want = round_up(want, DIRECT_ALIGN);
 	if (item->cap >= want && item->data)
 		return RF__RESERVED;
-	/* The old contents are not needed: free + malloc avoids realloc's copy. */
+	/* Drops the old buffer (its contents are not needed: free + malloc beats realloc's copy). */
 	int rc = rf__budget_charge(p, item, want, wait);
 	if (rc != RF__RESERVED)
 		return rc;

@@ -155,11 +155,11 @@ void rf__budget_uncharge(rf_pipeline *p, size_t bytes);
 /* After decoding: gives item's buffer back under a budget; without one, only if over keep_max. */
 void rf__budget_after_decode(rf_pipeline *p, rf__item *item, size_t keep_max);
 /*
- * Puts the opened fd in reading mode: blocking, and O_DIRECT under
+ * Puts item's opened fd in reading mode: blocking, and O_DIRECT under
  * loader.direct_io where the file system takes it (item->direct says; where it
  * does not, the file is read through the page cache).
  */
-void rf__loader_read_mode(rf_pipeline *p, rf__item *item);
+void rf__loader_read_mode(rf_pipeline *p, rf__item *item, int fd);
 /* Bytes the next read of item asks for (whole blocks under O_DIRECT). */
 size_t rf__loader_read_len(const rf__item *item);
 

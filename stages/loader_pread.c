@@ -24,9 +24,7 @@ static void read_item(rf_pipeline *p, rf__item *item)
 		rf__item_fail(item, RF_EIO, "stat: %s", strerror(errno));
 	} else if (rf__loader_check_file(p, item, st.st_mode, (uint64_t)st.st_size) &&
 		   rf__loader_reserve(p, item, true) == RF__RESERVED) {
-		item->fd = fd;
-		rf__loader_read_mode(p, item);
-		item->fd = -1;
+		rf__loader_read_mode(p, item, fd);
 		while (item->len < item->size) {
 			ssize_t n = pread(fd, item->data + item->len, rf__loader_read_len(item), (off_t)item->len);
 			if (n < 0 && (errno == EINTR || errno == EAGAIN))

@@ -127,7 +127,7 @@ static void finish(struct loader *l, int req)
 /* The item has its buffer: read the whole file. */
 static void start_read(struct loader *l, int req)
 {
-	rf__loader_read_mode(l->p, l->reqs[req].item);
+	rf__loader_read_mode(l->p, l->reqs[req].item, l->reqs[req].item->fd);
 	queue_op(l, req, OP_READ);
 }
 
