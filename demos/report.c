@@ -29,11 +29,13 @@ void report_table(FILE *out, const rf_stats *s, struct consumer *c)
 	char advice[256];
 	if (rf_stats_bottleneck(s, advice, sizeof(advice)) >= 0)
 		fprintf(out, "bottleneck: %s\n", advice);
-	fprintf(out, "%-8s %7s %9s %9s %9s %9s\n", "stage", "threads", "items", "busy s", "starved s", "blocked s");
+	fprintf(out, "%-8s %7s %9s %9s %9s %9s %9s\n", "stage", "threads", "items", "busy s", "starved s",
+		"blocked s", "on-CPU s");
 	for (int i = 0; i < RF_STAGE_COUNT; i++) {
 		const rf_stage_stats *st = &s->stages[i];
-		fprintf(out, "%-8s %7d %9llu %9.3f %9.3f %9.3f\n", st->name, st->threads,
-			(unsigned long long)st->items, st->busy_seconds, st->starved_seconds, st->blocked_seconds);
+		fprintf(out, "%-8s %7d %9llu %9.3f %9.3f %9.3f %9.3f\n", st->name, st->threads,
+			(unsigned long long)st->items, st->busy_seconds, st->starved_seconds, st->blocked_seconds,
+			st->cpu_seconds);
 	}
 	fprintf(out, "%-10s %9s %6s\n", "queue", "capacity", "peak");
 	for (int i = 0; i < RF_QUEUE_COUNT; i++)
@@ -59,6 +61,7 @@ static cJSON *stage_json(const rf_stage_stats *st)
 	cJSON_AddNumberToObject(o, "busy_seconds", st->busy_seconds);
 	cJSON_AddNumberToObject(o, "starved_seconds", st->starved_seconds);
 	cJSON_AddNumberToObject(o, "blocked_seconds", st->blocked_seconds);
+	cJSON_AddNumberToObject(o, "cpu_seconds", st->cpu_seconds);
 	return o;
 }
 

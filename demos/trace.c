@@ -10,7 +10,7 @@
 static const char header[] =
 	"seconds,items,ok,failed,items_per_second,mb_per_second,free_items_depth,decode_queue_depth,"
 	"ready_queue_depth,loader_items_per_second,decoder_items_per_second,infer_items_per_second,"
-	"loader_busy,decoder_busy,decoder_starved,decoder_blocked,consumer_starved\n";
+	"loader_busy,decoder_busy,decoder_starved,decoder_blocked,consumer_starved,decoder_on_cpu\n";
 
 void trace_begin(struct trace *t, FILE *f)
 {
@@ -42,7 +42,7 @@ void trace_sample(struct trace *t, const rf_stats *s)
 	const rf_stage_stats *inf = &st[RF_STAGE_INFER], *pinf = &pst[RF_STAGE_INFER];
 	double waited =
 		(inf->starved_seconds - pinf->starved_seconds) + (inf->busy_seconds - pinf->busy_seconds);
-	fprintf(t->f, "%.3f,%llu,%llu,%llu,%.1f,%.2f,%zu,%zu,%zu,%.1f,%.1f,%.1f,%.3f,%.3f,%.3f,%.3f,%.3f\n",
+	fprintf(t->f, "%.3f,%llu,%llu,%llu,%.1f,%.2f,%zu,%zu,%zu,%.1f,%.1f,%.1f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f\n",
 		s->wall_seconds, (unsigned long long)s->items, (unsigned long long)s->ok,
 		(unsigned long long)s->failed, dt > 0 ? (double)(s->items - p->items) / dt : 0,
 		dt > 0 ? (double)(s->bytes_read - p->bytes_read) / dt / 1e6 : 0,
@@ -54,7 +54,8 @@ void trace_sample(struct trace *t, const rf_stats *s)
 		share(dec->busy_seconds - pdec->busy_seconds, dt, dec->threads),
 		share(dec->starved_seconds - pdec->starved_seconds, dt, dec->threads),
 		share(dec->blocked_seconds - pdec->blocked_seconds, dt, dec->threads),
-		waited > 0 ? (inf->starved_seconds - pinf->starved_seconds) / waited : 0);
+		waited > 0 ? (inf->starved_seconds - pinf->starved_seconds) / waited : 0,
+		share(dec->cpu_seconds - pdec->cpu_seconds, dt, dec->threads));
 	t->prev = *s;
 	t->has_prev = true;
 }

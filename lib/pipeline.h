@@ -55,6 +55,7 @@ typedef struct rf__stage_counters {
 	_Atomic uint64_t busy_ns;     /* measured directly (inference stage) */
 	_Atomic uint64_t starved_ns;
 	_Atomic uint64_t blocked_ns;
+	_Atomic uint64_t cpu_ns; /* on-CPU time of its threads, added as they go */
 } rf__stage_counters;
 
 /* A parsed rf_pipeline_resume state: where to start and what it was made for. */
@@ -172,6 +173,12 @@ void rf__loader_pread_run(rf_pipeline *p);
 void rf__decoder_run(rf_pipeline *p);
 /* 0 if this process can create an io_uring, else RF_ESYS with why filled. */
 int rf__uring_probe(char *why, size_t why_len);
+
+/*
+ * Adds the calling thread's CPU time since *last to the stage's cpu_ns; stage
+ * threads call it once per item or loop pass (a syscall: not per byte).
+ */
+void rf__count_cpu(rf__stage_counters *st, uint64_t *last);
 
 static inline void rf__count(_Atomic uint64_t *counter, uint64_t v)
 {

@@ -9,6 +9,14 @@
 static const char *const stage_names[RF_STAGE_COUNT] = {"loader", "decoder", "infer"};
 static const char *const queue_names[RF_QUEUE_COUNT] = {"free_items", "decode", "ready"};
 
+void rf__count_cpu(rf__stage_counters *st, uint64_t *last)
+{
+	uint64_t now = rf__thread_cpu_ns();
+	if (now > *last)
+		rf__count(&st->cpu_ns, now - *last);
+	*last = now;
+}
+
 static double seconds(_Atomic uint64_t *ns)
 {
 	return rf__seconds(atomic_load_explicit(ns, memory_order_relaxed));
@@ -22,6 +30,7 @@ static void stage_stats(rf_pipeline *p, int i, uint64_t now, rf_stage_stats *out
 	out->items = atomic_load(&c->items);
 	out->starved_seconds = seconds(&c->starved_ns);
 	out->blocked_seconds = seconds(&c->blocked_ns);
+	out->cpu_seconds = seconds(&c->cpu_ns);
 	if (i == RF_STAGE_INFER) {
 		out->busy_seconds = seconds(&c->busy_ns);
 		return;
@@ -117,6 +126,12 @@ int rf_stats_bottleneck(const rf_stats *s, char *advice, size_t len)
 			      "inference stage: it waited for batches %.1f%% of its time; loading keeps up, more "
 			      "loader or decoder threads would not help",
 			      100 * s->starved_fraction);
+	double dec_cpu = share(s, dec, dec->cpu_seconds);
+	if (dec_busy >= 0.8 && dec->cpu_seconds > 0 && dec_cpu < 0.75 * dec_busy)
+		return advise(RF_STAGE_DECODER, advice, len,
+			      "decoders busy %.0f%% but on a CPU only %.0f%% (%d threads): they wait for cores; "
+			      "fewer threads in all, or less other work on the machine, would help, more would not",
+			      100 * dec_busy, 100 * dec_cpu, dec->threads);
 	if (dec_busy >= 0.8)
 		return advise(RF_STAGE_DECODER, advice, len,
 			      "decoders busy %.0f%% (%d threads): add decoder threads (decoder.threads, CPUs "

@@ -15,6 +15,7 @@ void rf__decoder_run(rf_pipeline *p)
 {
 	rf__stage_counters *st = &p->stage[RF_STAGE_DECODER];
 	rf__decoder *d = NULL;
+	uint64_t cpu = rf__thread_cpu_ns();
 	int rc = rf__decoder_create(&d, &p->cfg);
 	if (rc != 0)
 		rf__pipeline_fail(p, rc, "cannot create a decoder: %s", rf_strerror(rc));
@@ -37,7 +38,9 @@ void rf__decoder_run(rf_pipeline *p)
 		rf__batcher_submit(p, item, &blocked);
 		rf__count(&st->blocked_ns, blocked);
 		rf__count(&st->items, 1);
+		rf__count_cpu(st, &cpu);
 	}
+	rf__count_cpu(st, &cpu);
 	rf__decoder_destroy(d);
 	if (atomic_fetch_sub(&p->decoders_running, 1) == 1 && rc == RF_EOF)
 		rf__batcher_finish(p);

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "pipeline.h"
 
 static void read_item(rf_pipeline *p, rf__item *item)
@@ -43,13 +44,16 @@ static void read_item(rf_pipeline *p, rf__item *item)
 
 void rf__loader_pread_run(rf_pipeline *p)
 {
+	uint64_t cpu = rf__thread_cpu_ns();
 	for (;;) {
 		int rc;
 		rf__item *item = rf__loader_take_item(p, true, &rc);
 		if (!item)
-			return;
+			break;
 		read_item(p, item);
+		rf__count_cpu(&p->stage[RF_STAGE_LOADER], &cpu);
 		if (rf__loader_deliver(p, item) != 0)
-			return;
+			break;
 	}
+	rf__count_cpu(&p->stage[RF_STAGE_LOADER], &cpu);
 }

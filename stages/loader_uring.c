@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "pipeline.h"
 
 enum op { OP_OPEN = 1, OP_STATX, OP_READ, OP_CLOSE };
@@ -277,6 +278,7 @@ static int loader_init(struct loader *l, rf_pipeline *p)
 void rf__loader_uring_run(rf_pipeline *p)
 {
 	struct loader l;
+	uint64_t cpu = rf__thread_cpu_ns();
 	if (loader_init(&l, p) == 0) {
 		for (;;) {
 			if (l.parked_count)
@@ -293,12 +295,14 @@ void rf__loader_uring_run(rf_pipeline *p)
 				break;
 			}
 			reap(&l);
+			rf__count_cpu(&p->stage[RF_STAGE_LOADER], &cpu);
 		}
 		io_uring_queue_exit(&l.ring);
 		/* Only after a ring failure: parked files are still open. */
 		for (int i = 0; i < l.parked_count; i++)
 			close(l.reqs[l.parked[i]].item->fd);
 	}
+	rf__count_cpu(&p->stage[RF_STAGE_LOADER], &cpu);
 	free(l.reqs);
 	free(l.free_reqs);
 	free(l.parked);

@@ -750,6 +750,12 @@ Test(stats, bottleneck_names_the_stage_and_what_helps)
 	expect_bottleneck(shaped(0.6, 0.5, 0.45, "pread (io_uring unavailable: x)"), RF_STAGE_LOADER,
 			  "raise loader.threads");
 	expect_bottleneck(shaped(0.6, 0.5, 0.05, "io_uring"), RF_STAGE_DECODER, "waiting for CPUs");
+	/* busy 97%, but on a CPU 55% of the time: waiting for cores, more threads would not help */
+	rf_stats crowded = shaped(0.6, 0.97, 0.0, "io_uring");
+	crowded.stages[RF_STAGE_DECODER].cpu_seconds = 20 * 0.55;
+	expect_bottleneck(crowded, RF_STAGE_DECODER, "on a CPU only 55%");
+	crowded.stages[RF_STAGE_DECODER].cpu_seconds = 20 * 0.9; /* on a CPU most of the busy time */
+	expect_bottleneck(crowded, RF_STAGE_DECODER, "add decoder threads");
 	/* NULL advice is allowed */
 	rf_stats s = shaped(0.6, 0.97, 0.0, "io_uring");
 	cr_assert_eq(rf_stats_bottleneck(&s, NULL, 0), RF_STAGE_DECODER);
@@ -777,6 +783,13 @@ Test(stats, slow_consumer_is_named_the_bottleneck, .timeout = 120)
 	char advice[256];
 	rf_pipeline_stats(p, &s);
 	cr_assert_eq(rf_stats_bottleneck(&s, advice, sizeof(advice)), RF_STAGE_INFER, "%s", advice);
+	/* loaders and decoders did some work on a CPU, never more than their lifetime */
+	for (int i = RF_STAGE_LOADER; i <= RF_STAGE_DECODER; i++) {
+		const rf_stage_stats *st = &s.stages[i];
+		cr_assert_gt(st->cpu_seconds, 0, "%s", st->name);
+		cr_assert_leq(st->cpu_seconds, s.wall_seconds * st->threads + 0.01, "%s: %.3f s on a CPU in %.3f s",
+			      st->name, st->cpu_seconds, s.wall_seconds);
+	}
 	rf_pipeline_close(p);
 	tfs_rmtree(dir);
 	free(dir);

@@ -261,6 +261,8 @@ typedef struct rf_stage_stats {
 	double busy_seconds;     /* working (for loaders: includes waiting on storage) */
 	double starved_seconds;  /* waiting for input */
 	double blocked_seconds;  /* waiting for room downstream */
+	double cpu_seconds;      /* on a CPU (loader and decoder threads; 0 for infer): busy but off
+				    the CPU means waiting for a core */
 } rf_stage_stats;
 
 typedef struct rf_queue_stats {
@@ -299,8 +301,9 @@ RF_API int rf_pipeline_stats(rf_pipeline *p, rf_stats *out);
  * when s has too little to tell (no items yet). The rules, in order:
  * - the inference stage waits for batches under 5% of its time: it is the
  *   bottleneck, and more loading would not help;
- * - decoders busy 80% of their time or more: add decoder threads (CPUs
- *   permitting) or shrink the output;
+ * - decoders busy 80% of their time or more: if they were on a CPU for
+ *   less than three quarters of that, they wait for cores (oversubscribed);
+ *   otherwise add decoder threads (CPUs permitting) or shrink the output;
  * - decoders starved 20% or more: the loader cannot keep up; raise
  *   loader.io_depth (io_uring) or loader.threads (pread);
  * - otherwise the decoders, neither saturated nor starved, share CPUs with
