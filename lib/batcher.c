@@ -46,11 +46,7 @@ int rf__batcher_init(rf__batcher *b, rf_pipeline *owner, const rf_config *cfg, s
 			return RF_ENOMEM;
 		b->free[b->free_count++] = batch;
 	}
-	pthread_condattr_t attr;
-	pthread_condattr_init(&attr);
-	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	int rc = pthread_cond_init(&b->batch_free, &attr);
-	pthread_condattr_destroy(&attr);
+	int rc = rf__cond_init_monotonic(&b->batch_free);
 	if (rc != 0)
 		return RF_ESYS;
 	if (pthread_mutex_init(&b->lock, NULL) != 0) {

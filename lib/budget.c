@@ -17,12 +17,7 @@ int rf__budget_init(rf__budget *b, uint64_t limit)
 	*b = (rf__budget){.limit = limit};
 	if (pthread_mutex_init(&b->lock, NULL) != 0)
 		return RF_ESYS;
-	pthread_condattr_t attr;
-	pthread_condattr_init(&attr);
-	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	int rc = pthread_cond_init(&b->freed, &attr);
-	pthread_condattr_destroy(&attr);
-	if (rc != 0) {
+	if (rf__cond_init_monotonic(&b->freed) != 0) {
 		pthread_mutex_destroy(&b->lock);
 		return RF_ESYS;
 	}

@@ -17,17 +17,13 @@ int rf__queue_init(rf__queue *q, size_t capacity, int producers)
 	q->slots = calloc(capacity, sizeof(*q->slots));
 	if (!q->slots)
 		return RF_ENOMEM;
-	pthread_condattr_t attr;
-	pthread_condattr_init(&attr);
-	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
 	int rc = pthread_mutex_init(&q->lock, NULL);
-	if (rc == 0 && (rc = pthread_cond_init(&q->not_empty, &attr)) != 0)
+	if (rc == 0 && (rc = rf__cond_init_monotonic(&q->not_empty)) != 0)
 		pthread_mutex_destroy(&q->lock);
-	if (rc == 0 && (rc = pthread_cond_init(&q->not_full, &attr)) != 0) {
+	if (rc == 0 && (rc = rf__cond_init_monotonic(&q->not_full)) != 0) {
 		pthread_cond_destroy(&q->not_empty);
 		pthread_mutex_destroy(&q->lock);
 	}
-	pthread_condattr_destroy(&attr);
 	if (rc != 0) {
 		free(q->slots);
 		q->slots = NULL;
