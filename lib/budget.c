@@ -62,9 +62,14 @@ int rf__budget_charge(rf_pipeline *p, rf__item *item, size_t want, bool wait)
 	drop_buffer(b, item); /* the old, too small buffer goes back first */
 	pthread_cond_broadcast(&b->freed);
 	while (b->held + want > b->limit) {
-		if (!wait || atomic_load(&p->canceled)) {
+		if (atomic_load(&p->canceled)) {
 			pthread_mutex_unlock(&b->lock);
-			return atomic_load(&p->canceled) ? RF__RESERVE_FAILED : RF__RESERVE_LATER;
+			rf__item_fail(item, RF_ECANCELED, "canceled while waiting for file-buffer memory");
+			return RF__RESERVE_FAILED;
+		}
+		if (!wait) {
+			pthread_mutex_unlock(&b->lock);
+			return RF__RESERVE_LATER;
 		}
 		/* Timed, so a cancel is seen: nobody signals the budget then. */
 		struct timespec until = rf__deadline(20000000);
