@@ -18,6 +18,11 @@ struct work {
 	size_t slot;
 };
 
+size_t rf__batch_pool_count(const rf_config *cfg, int decoder_threads)
+{
+	return (size_t)cfg->pipeline.prefetch_batches + (size_t)cfg->infer.threads + (size_t)decoder_threads + 1;
+}
+
 int rf__batcher_init(rf__batcher *b, rf_pipeline *owner, const rf_config *cfg, size_t batch_count,
 		     size_t window_cap)
 {

@@ -73,6 +73,14 @@ typedef struct rf__batcher {
 	uint64_t ok, failed, dropped, shipped;
 } rf__batcher;
 
+/*
+ * Batches in the pool for cfg with decoder_threads decoders: one per ready
+ * slot the consumer may prefetch, one per inference thread holding one, one
+ * per decoder filling one, and one more. Pool sizing and the
+ * limits.memory_mb checks use this one count.
+ */
+size_t rf__batch_pool_count(const rf_config *cfg, int decoder_threads);
+
 /* batch_count batches of cfg's shape; window_cap = number of items. */
 int rf__batcher_init(rf__batcher *b, rf_pipeline *owner, const rf_config *cfg, size_t batch_count,
 		     size_t window_cap);

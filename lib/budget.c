@@ -34,14 +34,16 @@ void rf__budget_destroy(rf__budget *b)
 	b->ready = false;
 }
 
-/* Frees item's buffer and takes it off the books; b->lock held when b->limit. */
-static void drop_buffer(rf__budget *b, rf__item *item)
+/* Frees item's buffer and takes it off the books; b->lock held when b->limit. Returns the bytes freed. */
+static size_t drop_buffer(rf__budget *b, rf__item *item)
 {
+	size_t freed = item->cap;
 	if (b->limit)
-		b->held -= item->cap;
+		b->held -= freed;
 	free(item->data);
 	item->data = NULL;
 	item->cap = 0;
+	return freed;
 }
 
 int rf__budget_charge(rf_pipeline *p, rf__item *item, size_t want, bool wait)
@@ -59,8 +61,8 @@ int rf__budget_charge(rf_pipeline *p, rf__item *item, size_t want, bool wait)
 		return RF__RESERVE_FAILED;
 	}
 	pthread_mutex_lock(&b->lock);
-	drop_buffer(b, item); /* the old, too small buffer goes back first */
-	pthread_cond_broadcast(&b->freed);
+	if (drop_buffer(b, item)) /* the old, too small buffer goes back first */
+		pthread_cond_broadcast(&b->freed);
 	while (b->held + want > b->limit) {
 		if (atomic_load(&p->canceled)) {
 			pthread_mutex_unlock(&b->lock);

@@ -10,6 +10,8 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "batcher.h"
+#include "decode.h"
 #include "ringfeed/ringfeed.h"
 
 void rf_config_init(rf_config *cfg)
@@ -371,15 +373,13 @@ int rf_config_validate(const rf_config *cfg, char *err, size_t err_len)
 	for (int c = 0; c < 4; c++)
 		if (!(cfg->output.std[c] != 0.0f))
 			return fail(err, err_len, "output.std: must not be zero");
-	uint64_t slot = (uint64_t)cfg->output.width * cfg->output.height * cfg->output.channels *
-			(cfg->output.layout == RF_LAYOUT_NCHW_F32 ? 4 : 1);
+	uint64_t slot = rf__slot_bytes(cfg);
 	if (slot * (uint64_t)cfg->batch.size > (1ull << 32))
 		return fail(err, err_len, "batch.size: a batch of this output shape exceeds 4 GiB");
 	if (cfg->limits.memory_mb > (1ull << 30))
 		return fail(err, err_len, "limits.memory_mb: at most 1073741824 (1 PiB)");
 	/* The batch pool with the fewest decoder threads auto could pick; start checks the real count. */
-	uint64_t batches = (uint64_t)cfg->pipeline.prefetch_batches + (uint64_t)cfg->infer.threads +
-			   (uint64_t)(cfg->decoder.threads > 0 ? cfg->decoder.threads : 1) + 1;
+	uint64_t batches = rf__batch_pool_count(cfg, cfg->decoder.threads > 0 ? cfg->decoder.threads : 1);
 	uint64_t pool = batches * slot * (uint64_t)cfg->batch.size;
 	if (cfg->limits.memory_mb && pool >= cfg->limits.memory_mb << 20)
 		return fail(err, err_len,

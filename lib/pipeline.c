@@ -123,8 +123,7 @@ static int size_pipeline(rf_pipeline *p)
 	size_t items = (size_t)p->loader_threads * c->loader.io_depth + queue_depth +
 		       2 * (size_t)p->decoder_threads + 16;
 	size_t items_floor = (size_t)p->loader_threads + 2 * (size_t)p->decoder_threads + 2;
-	size_t batches = (size_t)c->pipeline.prefetch_batches + (size_t)c->infer.threads +
-			 (size_t)p->decoder_threads + 1;
+	size_t batches = rf__batch_pool_count(c, p->decoder_threads);
 	if (items * staging > STAGING_BYTES_MAX)
 		items = STAGING_BYTES_MAX / staging;
 	if (items < items_floor)
