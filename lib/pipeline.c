@@ -285,7 +285,8 @@ static int stopped_code(rf_pipeline *p)
 	return code ? code : RF_ECANCELED;
 }
 
-int rf_pipeline_next(rf_pipeline *p, rf_batch **out)
+/* rf_pipeline_next with a limit on the wait; timeout_ns < 0 waits for ever. */
+static int next_batch(rf_pipeline *p, rf_batch **out, int64_t timeout_ns)
 {
 	if (!p || !out)
 		return RF_EINVAL;
@@ -297,9 +298,12 @@ int rf_pipeline_next(rf_pipeline *p, rf_batch **out)
 	rf__stage_counters *st = &p->stage[RF_STAGE_INFER];
 	void *v = NULL;
 	uint64_t t = rf__now_ns();
-	int rc = rf__queue_pop(&p->batcher.ready, &v);
+	int rc = timeout_ns < 0 ? rf__queue_pop(&p->batcher.ready, &v)
+				: rf__queue_pop_timed(&p->batcher.ready, &v, (uint64_t)timeout_ns);
 	uint64_t now = rf__now_ns();
 	rf__count(&st->starved_ns, now - t);
+	if (rc == RF_ETIMEDOUT)
+		return RF_ETIMEDOUT;
 	if (rc == RF_EOF) {
 		mark_ended(p);
 		/*
@@ -320,6 +324,18 @@ int rf_pipeline_next(rf_pipeline *p, rf_batch **out)
 	rf__count(&st->items, b->count);
 	*out = b;
 	return 0;
+}
+
+int rf_pipeline_next(rf_pipeline *p, rf_batch **out)
+{
+	return next_batch(p, out, -1);
+}
+
+int rf_pipeline_next_timeout(rf_pipeline *p, rf_batch **out, int timeout_ms)
+{
+	if (timeout_ms < 0)
+		return RF_EINVAL;
+	return next_batch(p, out, (int64_t)timeout_ms * 1000000);
 }
 
 void rf_batch_release(rf_batch *b)

@@ -69,6 +69,7 @@ int rf_pipeline_stats(rf_pipeline *p, rf_stats *out)
 	out->dropped = b->dropped;
 	out->batches = b->shipped;
 	pthread_mutex_unlock(&b->lock);
+	out->batch_pool = b->batch_count;
 	out->items = out->ok + out->failed + out->dropped;
 	out->bytes_read = atomic_load(&p->bytes_read);
 	out->wall_seconds = rf__seconds(stop - p->start_ns);

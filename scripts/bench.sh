@@ -3,8 +3,9 @@
 #          [--api pull|push] [--set SECTION.KEY=VALUE]... [--json FILE] [--plot FILE]
 # Throughput of ringfeed against a hand-written loop over its own decoders, the PIL thread-pool
 # seed recipe and a PyTorch DataLoader, on the first N files of DATASET (sorted), in one
-# invocation: round r runs ringfeed K=1,2, hand K=1,2, PIL pool 1,2, DataLoader 0,1,2 in turn,
-# R rounds, then prints medians, ratios and the targets. DATASET is a directory or @LIST.
+# invocation: round r runs ringfeed K=1,2, hand K=1,2, ringfeed's Python module K=1,2, PIL pool 1,2,
+# DataLoader 0,1,2 in turn, R rounds, then prints medians, ratios and the targets. DATASET is a
+# directory or @LIST.
 # Installs what is missing, builds build/bench (or $RF_BENCH_BUILD), warms the page cache.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -40,7 +41,7 @@ done
 "$root/scripts/deps.sh"
 "$root/scripts/deps.sh" python3-pil python3-numpy python3-torch python3-torchvision gnuplot-nox
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DRF_BUILD_TESTS=OFF >/dev/null
-cmake --build "$build" -j"$(nproc)" --target ringfeed-bench >/dev/null
+cmake --build "$build" -j"$(nproc)" --target ringfeed-bench _ringfeed >/dev/null
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -88,6 +89,9 @@ for ((r = 0; r < repeat; r++)); do
 	echo "bench.sh: round $((r + 1))/$repeat ($count images; busy before it: $busy)" >&2
 	"${bench[@]}" --system ringfeed --threads "$threads" --round-base "$r" "@$list" >>"$raw"
 	"${bench[@]}" --system hand --threads "$threads" --round-base "$r" "@$list" >>"$raw"
+	for k in ${threads//,/ }; do
+		PYTHONPATH=$build/python "${peers[@]}" python --workers "$k" --round-base "$r" "@$list" >>"$raw"
+	done
 	for w in ${workers//,/ }; do
 		"${peers[@]}" pool --workers "$w" --round-base "$r" "@$list" >>"$raw"
 	done

@@ -3,6 +3,7 @@
 
   bench_peers.py pool --workers N [--repeat R] [--limit N] [--round-base N] PATH...
   bench_peers.py dataloader --workers N [--batch 32] [--repeat R] [--limit N] [--round-base N] PATH...
+  bench_peers.py python --workers N [--batch 32] [--repeat R] [--limit N] [--round-base N] PATH...
   bench_peers.py report RUNS.jsonl [--json FILE] [--plot-data FILE]
 
 pool:       the seed recipe: ThreadPoolExecutor(max_workers=N) mapping read -> PIL decode ->
@@ -10,6 +11,9 @@ pool:       the seed recipe: ThreadPoolExecutor(max_workers=N) mapping read -> P
             mean/std on the 0..255 scale.
 dataloader: torch.utils.data.DataLoader over a map-style data set: PIL decode, Resize(224) +
             CenterCrop(224) + ToTensor + Normalize, batch 32, num_workers N.
+python:     ringfeed's Python module (PYTHONPATH=<build>/python) with decoder.threads = N and the
+            same output (nchw_f32 224x224 cover, ImageNet mean/std, batch 32), each batch taken
+            as a torch tensor without a copy; the same consuming loop as the DataLoader's.
 report:     reads the JSON lines of ringfeed-bench, these peers and bench.sh's context lines,
             prints medians per system and thread count, ratios and the targets; --json writes
             all of it (raw runs included), --plot-data the table that bench_plot.gp draws.
@@ -32,7 +36,8 @@ from PIL import Image
 SIZE = 224
 MEAN_255 = [123.675, 116.28, 103.53]
 STD_255 = [58.395, 57.12, 57.375]
-NAMES = {"ringfeed": "ringfeed", "hand": "hand loop", "pil_pool": "PIL thread pool", "dataloader": "DataLoader"}
+NAMES = {"ringfeed": "ringfeed", "ringfeed_py": "ringfeed Python", "hand": "hand loop",
+         "pil_pool": "PIL thread pool", "dataloader": "DataLoader"}
 ORDER = list(NAMES)
 
 
@@ -117,16 +122,30 @@ def make_loader(files, workers, batch):
     return torch.utils.data.DataLoader(Files(), batch_size=batch, shuffle=False, num_workers=workers)
 
 
-def run_dataloader(files, workers, batch):
-    loader = make_loader(files, workers, batch)
-    t0 = time.perf_counter()
+def consume(batches, t0):
+    """The Python loop both loaders feed: torch tensors of a batch each."""
     first = None
     n = 0
-    for b in loader:
+    for b in batches:
         if first is None:
             first = time.perf_counter() - t0
         n += b.shape[0]
     return n, time.perf_counter() - t0, first
+
+
+def run_dataloader(files, workers, batch):
+    loader = make_loader(files, workers, batch)
+    return consume(loader, time.perf_counter())
+
+
+def run_ringfeed_py(files, workers, batch):
+    import torch
+    import ringfeed
+
+    pipe = ringfeed.Pipeline(files, decoder_threads=workers, batch_size=batch, output_layout="nchw_f32",
+                             output_mean=MEAN_255, output_std=STD_255)
+    with pipe:
+        return consume((torch.from_numpy(b.array) for b in pipe), time.perf_counter())
 
 
 def measure(args):
@@ -135,14 +154,16 @@ def measure(args):
         files = files[:args.limit]
     if not files:
         sys.exit("bench_peers.py: no input files")
-    if args.system == "dataloader":
+    if args.system != "pool":
         __import__("torch")  # its import takes seconds: not part of the timing
     warm(files)
-    name = "pil_pool" if args.system == "pool" else "dataloader"
+    name = {"pool": "pil_pool", "dataloader": "dataloader", "python": "ringfeed_py"}[args.system]
     for r in range(args.repeat):
         c0 = cpu_seconds()
         if args.system == "pool":
             n, secs, first = run_pool(files, args.workers)
+        elif args.system == "python":
+            n, secs, first = run_ringfeed_py(files, args.workers, args.batch)
         else:
             n, secs, first = run_dataloader(files, args.workers, args.batch)
         rec = {"system": name, "threads": args.workers, "round": args.round_base + r, "images": n,
@@ -191,15 +212,15 @@ def summarize(runs):
     return rows
 
 
-def ratios(rows):
-    """ringfeed's median over each peer's: at the same thread count, and at ringfeed's largest."""
-    rf = {r["threads"]: r["median_images_per_second"] for r in rows if r["system"] == "ringfeed"}
+def ratios(rows, system="ringfeed"):
+    """system's median over each other's: at the same thread count, and at system's largest."""
+    rf = {r["threads"]: r["median_images_per_second"] for r in rows if r["system"] == system}
     if not rf:
         return []
     top = max(rf)
     out = []
     for r in rows:
-        if r["system"] == "ringfeed":
+        if r["system"] in ("ringfeed", "ringfeed_py"):
             continue
         peer = r["median_images_per_second"]
         rec = {"peer": r["system"], "threads": r["threads"],
@@ -248,7 +269,20 @@ def label(system, threads):
     return f"{NAMES[system]} {threads} {unit}{'s' if threads != 1 else ''}"
 
 
-def print_report(meta, rows, rat, tgt):
+def print_ratios(title, rat, system):
+    if not rat:
+        return
+    print()
+    print(title)
+    for x in rat:
+        same = x.get("vs_same")
+        line = f"  {label(x['peer'], x['threads']):<26} "
+        line += f"same K: {same['ratio']:.2f}x" if same else f"{'':<15}"
+        line += f"   {system} K={x['vs_max']['ringfeed_threads']}: {x['vs_max']['ratio']:.2f}x"
+        print(line)
+
+
+def print_report(meta, rows, rat, rat_py, tgt):
     print(f"dataset {meta.get('dataset', '?')}: {meta.get('images', '?')} images, median of "
           f"{meta.get('repeat', '?')} interleaved rounds; ringfeed API {meta.get('api', '?')}"
           f"{'; --set ' + meta['config'] if meta.get('config') else ''}")
@@ -280,14 +314,8 @@ def print_report(meta, rows, rat, tgt):
     print("(medians; CPU ms/img: user + system CPU of the process and its workers per image; 1st batch:\n"
           " rf_stats.first_batch_seconds; in hand: start call to first batch in the consumer's hand;\n"
           " dec busy: ringfeed decoder threads' busy share of the run, from rf_stats)")
-    print()
-    print("ringfeed / peer (ratio of medians)")
-    for x in rat:
-        same = x.get("vs_same")
-        line = f"  {label(x['peer'], x['threads']):<26} "
-        line += f"same K: {same['ratio']:.2f}x" if same else f"{'':<15}"
-        line += f"   ringfeed K={x['vs_max']['ringfeed_threads']}: {x['vs_max']['ratio']:.2f}x"
-        print(line)
+    print_ratios("ringfeed / peer (ratio of medians)", rat, "ringfeed")
+    print_ratios("ringfeed from Python (the same consuming loop as the DataLoader's) / peer", rat_py, "Python")
     print()
     print("targets")
     for t in tgt:
@@ -307,11 +335,12 @@ def write_plot_data(path, rows):
 def report(args):
     runs, meta = read_runs(args.runs)
     rows = summarize(runs)
-    rat, tgt = ratios(rows), targets(rows)
-    print_report(meta, rows, rat, tgt)
+    rat, rat_py, tgt = ratios(rows), ratios(rows, "ringfeed_py"), targets(rows)
+    print_report(meta, rows, rat, rat_py, tgt)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"meta": meta, "summary": rows, "ratios": rat, "targets": tgt, "runs": runs}, f, indent=2)
+            json.dump({"meta": meta, "summary": rows, "ratios": rat, "python_ratios": rat_py, "targets": tgt,
+                       "runs": runs}, f, indent=2)
         print(f"json: {args.json}")
     if args.plot_data:
         write_plot_data(args.plot_data, rows)
@@ -320,7 +349,7 @@ def report(args):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="system", required=True)
-    for name in ("pool", "dataloader"):
+    for name in ("pool", "dataloader", "python"):
         p = sub.add_parser(name)
         p.add_argument("--workers", type=int, required=True)
         p.add_argument("--batch", type=int, default=32)

@@ -18,6 +18,7 @@ set linetype 1 lc rgb "#1b9e77"
 set linetype 2 lc rgb "#7570b3"
 set linetype 3 lc rgb "#d95f02"
 set linetype 4 lc rgb "#e7298a"
+set linetype 5 lc rgb "#66a61e"
 plot datafile using 0:3:($2 + 1):xtic(1) with boxes lc variable, \
      "" using 0:3:4:5 with yerrorbars lc rgb "black" pt 0, \
      "" using 0:5:(sprintf("%.0f", $3)) with labels offset 0,1

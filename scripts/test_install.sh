@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs ringfeed into a scratch prefix and builds demos/example_app against it
-# the ways a user would: pkg-config (shared and static) and CMake's find_package.
+# the ways a user would: pkg-config (shared and static) and CMake's find_package; imports
+# the installed Python package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
@@ -30,4 +31,13 @@ for app in "$work/pc_shared" "$work/pc_static" "$work/app/example_app" "$work/ap
 	echo "$(basename "$app"): $out"
 	case "$out" in *" 20 images, 0 failed"*) ;; *) echo "unexpected output from $app" >&2; exit 1 ;; esac
 done
+# The Python package, imported from the prefix the way Debian's python3 finds /usr/local.
+site=$(dirname "$(find "$prefix" -path '*/ringfeed/__init__.py')")
+out=$(PYTHONPATH=$(dirname "$site") /usr/bin/python3 -c '
+import sys, ringfeed
+assert ringfeed.__file__.startswith(sys.argv[2]), ringfeed.__file__
+with ringfeed.Pipeline(sys.argv[1], batch_size=8) as pipe:
+    print(sum(len(b) for b in pipe), "images from Python")' "$work/images" "$prefix")
+echo "python: $out"
+[ "$out" = "20 images from Python" ] || { echo "unexpected output from the Python package" >&2; exit 1; }
 echo "install test passed"

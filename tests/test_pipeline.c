@@ -505,6 +505,47 @@ Test(pipeline, empty_input_ends_at_once, .timeout = 30)
 	free(dir);
 }
 
+/* A consumer holding the whole batch pool: a timed wait must time out, then flow again. */
+Test(pipeline, next_timeout_times_out_while_the_pool_is_held, .timeout = 60)
+{
+	char *dir = make_dataset(40);
+	rf_config cfg;
+	base_config(&cfg);
+	cfg.batch.size = 2;
+	rf_pipeline *p;
+	cr_assert_eq(rf_pipeline_create(&p, &cfg), 0);
+	rf_batch *b;
+	cr_assert_eq(rf_pipeline_next_timeout(p, &b, 10), RF_ESTATE);
+	cr_assert_eq(rf_pipeline_add(p, dir), 0);
+	cr_assert_eq(rf_pipeline_start(p), 0);
+	cr_assert_eq(rf_pipeline_next_timeout(p, &b, -1), RF_EINVAL);
+	rf_stats s;
+	cr_assert_eq(rf_pipeline_stats(p, &s), 0);
+	size_t pool = (size_t)(cfg.pipeline.prefetch_batches + cfg.infer.threads + cfg.decoder.threads + 1);
+	cr_assert_eq(s.batch_pool, pool);
+	rf_batch *held[16] = {0};
+	for (size_t i = 0; i < pool; i++)
+		cr_assert_eq(rf_pipeline_next_timeout(p, &held[i], 10000), 0, "batch %zu", i);
+	cr_assert_eq(rf_pipeline_next_timeout(p, &b, 50), RF_ETIMEDOUT);
+	cr_assert_null(b);
+	cr_assert_eq(rf_pipeline_next_timeout(p, &b, 0), RF_ETIMEDOUT);
+	size_t images = 0;
+	for (size_t i = 0; i < pool; i++) {
+		images += rf_batch_count(held[i]);
+		rf_batch_release(held[i]);
+	}
+	int rc;
+	while ((rc = rf_pipeline_next_timeout(p, &b, 10000)) == 0) {
+		images += rf_batch_count(b);
+		rf_batch_release(b);
+	}
+	cr_assert_eq(rc, RF_EOF);
+	cr_assert_eq(images, 40);
+	rf_pipeline_close(p);
+	tfs_rmtree(dir);
+	free(dir);
+}
+
 Test(pipeline, api_misuse_is_reported)
 {
 	rf_config cfg;

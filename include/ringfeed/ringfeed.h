@@ -183,6 +183,14 @@ RF_API int rf_pipeline_start(rf_pipeline *p);
 RF_API int rf_pipeline_next(rf_pipeline *p, rf_batch **out);
 
 /*
+ * As rf_pipeline_next, waiting at most timeout_ms milliseconds (0: only look):
+ * RF_ETIMEDOUT when no batch became ready in that time (nothing is consumed;
+ * call again). For callers that must stay responsive while they wait, such as
+ * a language binding that checks for signals. RF_EINVAL if timeout_ms < 0.
+ */
+RF_API int rf_pipeline_next_timeout(rf_pipeline *p, rf_batch **out, int timeout_ms);
+
+/*
  * Push API. Calls fn(batch, user) for every batch on cfg.infer.threads
  * threads (the calling thread is one of them) and returns when the data ends:
  * 0, RF_EUSER if fn returned non-zero (the run stops), or as rf_pipeline_next.
@@ -288,6 +296,7 @@ typedef struct rf_stats {
 	const char *loader_backend;  /* "io_uring", "pread", or "pread (io_uring unavailable: ...)" */
 	rf_stage_stats stages[RF_STAGE_COUNT];
 	rf_queue_stats queues[RF_QUEUE_COUNT];
+	size_t batch_pool;  /* batches in the fixed pool; a consumer holding all of them stalls the run */
 } rf_stats;
 
 /* Snapshot of the counters; valid at any time from any thread. Strings are

@@ -1,0 +1,1 @@
+# OCR demo: demos/ocr/ocr.c (Tesseract as the inference stage).
