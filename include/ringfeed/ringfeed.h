@@ -8,6 +8,21 @@
  * it); they never set errno, never print and never exit. Handles are opaque;
  * every *_close / *_release accepts NULL. Nothing here uses global state: two
  * pipelines in one process never see each other.
+ *
+ * Threads: each function's comment says from where it may be called. In
+ * short: configure and add inputs from one thread; after rf_pipeline_start,
+ * rf_pipeline_next, rf_pipeline_cancel and rf_pipeline_stats may be called
+ * from any thread at once; a batch belongs to the one thread that holds it;
+ * rf_pipeline_close comes last, when no other call on the pipeline runs.
+ *
+ * Stability: every function and type declared here is stable: within a major
+ * version (before 1.0: within a minor version, which is what the CMake
+ * package's version check enforces) signatures and documented behaviour do
+ * not change, enums and the public structs only gain members at their end,
+ * and a program built against an older header runs with a newer library.
+ * Two things are explicitly not part of that promise: the wording of
+ * messages (rf_pipeline_error, item error reasons, rf_stats_bottleneck's
+ * advice) and the rules of rf_stats_bottleneck, which may be refined.
  */
 #ifndef RINGFEED_H
 #define RINGFEED_H
@@ -31,7 +46,7 @@ extern "C" {
 #define RF_VERSION_MINOR 1
 #define RF_VERSION_PATCH 0
 
-/* "MAJOR.MINOR.PATCH" of the library actually linked. */
+/* "MAJOR.MINOR.PATCH" of the library actually linked (static string; any thread). */
 RF_API const char *rf_version(void);
 
 /* ---- status codes ------------------------------------------------------ */
@@ -55,9 +70,9 @@ enum {
 	RF_ESYS = -15,      /* an OS call failed (thread creation, ring setup) */
 };
 
-/* Short English description of a status code; never NULL. */
+/* Short English description of a status code; a static string, never NULL; any thread. */
 RF_API const char *rf_strerror(int code);
-/* The code's name, e.g. "RF_EDECODE"; never NULL. */
+/* The code's name, e.g. "RF_EDECODE"; a static string, never NULL; any thread. */
 RF_API const char *rf_err_name(int code);
 
 /* ---- configuration ------------------------------------------------------ */
@@ -69,8 +84,10 @@ typedef enum { RF_ON_ERROR_SKIP, RF_ON_ERROR_FAIL } rf_on_error;
 typedef enum { RF_SHARDS_PAD, RF_SHARDS_DROP, RF_SHARDS_NONE } rf_equal_shards;
 
 /*
- * Plain data. rf_config_init sets every field to its default; fields are only
- * ever appended. Thread counts of 0 mean "auto" (chosen at start).
+ * Plain data, owned by the caller. rf_config_init sets every field to its
+ * default; fields are only ever appended. Thread counts of 0 mean "auto"
+ * (chosen at start). The rf_config_* functions touch only the struct they are
+ * given: any thread, one struct per thread at a time.
  * mean/std are on the 0..255 scale: f32 output = (pixel - mean[c]) / std[c].
  */
 typedef struct rf_config {
@@ -120,6 +137,7 @@ typedef struct rf_config {
 	} source;
 } rf_config;
 
+/* Sets every field of *cfg to its default (docs/config.md). */
 RF_API void rf_config_init(rf_config *cfg);
 
 /*
@@ -151,9 +169,10 @@ typedef struct rf_pipeline rf_pipeline;
 typedef struct rf_batch rf_batch;
 
 /*
- * Creates a stopped pipeline from a copy of cfg. Returns RF_ECONFIG if
- * rf_config_validate rejects cfg, RF_ENOMEM on allocation failure.
- * Free with rf_pipeline_close.
+ * Creates a stopped pipeline from a copy of cfg (cfg may be reused or freed
+ * at once) and stores it in *out, which the caller owns and frees with
+ * rf_pipeline_close. Returns RF_ECONFIG if rf_config_validate rejects cfg
+ * (*out is then NULL), RF_ENOMEM on allocation failure. Any thread.
  */
 RF_API int rf_pipeline_create(rf_pipeline **out, const rf_config *cfg);
 
@@ -163,14 +182,19 @@ RF_API int rf_pipeline_create(rf_pipeline **out, const rf_config *cfg);
  * (a list file, one path per line). Each file becomes exactly one item, in the
  * order added. A path that does not exist is still an item (it will fail with
  * a reason). An unreadable list file or directory returns RF_EIO with a
- * message in rf_pipeline_error.
+ * message in rf_pipeline_error; RF_ESTATE after start. The path is copied.
+ * One thread at a time, before rf_pipeline_start.
  */
 RF_API int rf_pipeline_add(rf_pipeline *p, const char *input);
 
-/* Number of items added so far. */
+/* Number of items added so far (before start: from the thread that adds). */
 RF_API size_t rf_pipeline_item_count(const rf_pipeline *p);
 
-/* Starts the stage threads. RF_ESYS if a thread or resource cannot be made. */
+/*
+ * Starts the stage threads. RF_ESYS if a thread or resource cannot be made
+ * (rf_pipeline_error says which), RF_ESTATE if already started, RF_ECONFIG if a
+ * resumed state does not match the inputs. Call once, from one thread.
+ */
 RF_API int rf_pipeline_start(rf_pipeline *p);
 
 /*
@@ -194,7 +218,9 @@ RF_API int rf_pipeline_next_timeout(rf_pipeline *p, rf_batch **out, int timeout_
  * Push API. Calls fn(batch, user) for every batch on cfg.infer.threads
  * threads (the calling thread is one of them) and returns when the data ends:
  * 0, RF_EUSER if fn returned non-zero (the run stops), or as rf_pipeline_next.
- * The batch is released after fn returns; fn must not release it.
+ * The batch is released after fn returns; fn must not release it or keep
+ * pointers into it. fn runs on several threads at once when infer.threads > 1.
+ * One rf_pipeline_run per pipeline, not mixed with rf_pipeline_next.
  */
 typedef int (*rf_infer_fn)(const rf_batch *batch, void *user);
 RF_API int rf_pipeline_run(rf_pipeline *p, rf_infer_fn fn, void *user);
@@ -202,7 +228,8 @@ RF_API int rf_pipeline_run(rf_pipeline *p, rf_infer_fn fn, void *user);
 /*
  * Stops the run from any thread: waiters wake with RF_ECANCELED, stage threads
  * exit. Only sets a flag and signals condition variables; calling it twice is
- * harmless.
+ * harmless. It takes locks, so it is not async-signal-safe: from a signal
+ * handler, wake a thread that calls it (demos/ringfeed.c uses sigtimedwait).
  */
 RF_API void rf_pipeline_cancel(rf_pipeline *p);
 
@@ -216,18 +243,34 @@ RF_API void rf_pipeline_cancel(rf_pipeline *p);
  * save: RF_ESTATE before start or when unordered, RF_EINVAL if buf is too
  * small (256 bytes always suffice). resume: RF_EINVAL for text that is not a
  * state, RF_ESTATE after start; a state that does not match the inputs or
- * config makes rf_pipeline_start fail with RF_ECONFIG.
+ * config makes rf_pipeline_start fail with RF_ECONFIG. save: any thread (it
+ * reflects the batches handed out when it runs); resume: as rf_pipeline_add.
  */
 RF_API int rf_pipeline_save_state(rf_pipeline *p, char *buf, size_t len);
 RF_API int rf_pipeline_resume(rf_pipeline *p, const char *state);
 
-/* Human message for the last failure (empty string if none); owned by p. */
+/*
+ * Human message for the last failure (empty string if none), owned by p and
+ * valid until rf_pipeline_close. Read it after a call returned an error: once
+ * running, it is written at most once (the failure that stopped the run).
+ */
 RF_API const char *rf_pipeline_error(const rf_pipeline *p);
 
-/* Stops the threads if running and frees everything. Accepts NULL. */
+/*
+ * Stops the threads if running (as rf_pipeline_cancel), waits for them and
+ * frees everything, batches included: give every batch back first, and call it
+ * when no other call on p is in progress. Accepts NULL.
+ */
 RF_API void rf_pipeline_close(rf_pipeline *p);
 
 /* ---- batches ---------------------------------------------------------------- */
+
+/*
+ * Batches: a batch from rf_pipeline_next belongs to the caller until
+ * rf_batch_release; the functions below only read it and may be called from
+ * any thread that holds it. Everything they return is owned by the batch and
+ * valid until it is released (paths: until rf_pipeline_close).
+ */
 
 /* One input that could not be turned into pixels. Owned by its batch. */
 typedef struct rf_item_error {
@@ -254,7 +297,7 @@ RF_API const rf_item_error *rf_batch_error(const rf_batch *b, size_t i);
 RF_API uint32_t rf_batch_epoch(const rf_batch *b);
 /* Sequence number of the batch, from 0. */
 RF_API uint64_t rf_batch_sequence(const rf_batch *b);
-/* Gives a batch from rf_pipeline_next back to the pipeline. Accepts NULL. */
+/* Gives a batch from rf_pipeline_next back to the pipeline, exactly once. Accepts NULL. */
 RF_API void rf_batch_release(rf_batch *b);
 
 /* ---- statistics -------------------------------------------------------------- */
@@ -299,15 +342,16 @@ typedef struct rf_stats {
 	size_t batch_pool;  /* batches in the fixed pool; a consumer holding all of them stalls the run */
 } rf_stats;
 
-/* Snapshot of the counters; valid at any time from any thread. Strings are
- * owned by the pipeline. */
+/* Snapshot of the counters into *out; any time after create, from any thread.
+ * Strings are owned by the pipeline (valid until rf_pipeline_close). */
 RF_API int rf_pipeline_stats(rf_pipeline *p, rf_stats *out);
 
 /*
  * Names the stage that limits the run in s and writes one line of advice
  * (what would help, with the shares it is based on) into advice (may be
  * NULL). Returns RF_STAGE_LOADER, RF_STAGE_DECODER or RF_STAGE_INFER, or -1
- * when s has too little to tell (no items yet). The rules, in order:
+ * when s has too little to tell (no items yet). Pure: any thread. The rules,
+ * in order:
  * - the inference stage waits for batches under 5% of its time: it is the
  *   bottleneck, and more loading would not help;
  * - decoders busy 80% of their time or more: if they were on a CPU for
