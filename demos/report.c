@@ -26,6 +26,13 @@ void report_table(FILE *out, const rf_stats *s, struct consumer *c)
 		fprintf(out, "first batch after %.1f ms, ", s->first_batch_seconds * 1e3);
 	fprintf(out, "starved %.1f%%\n", 100.0 * s->starved_fraction);
 	fprintf(out, "loader backend: %s\n", s->loader_backend);
+	fprintf(out, "%s: %d decoder threads, %d loader threads", s->tuned.adaptive ? "autotuned" : "fixed",
+		s->tuned.decoder_threads, s->tuned.loader_threads);
+	if (s->tuned.io_depth)
+		fprintf(out, ", io_depth %d", s->tuned.io_depth);
+	if (s->tuned.adaptive)
+		fprintf(out, " (%llu changes)", (unsigned long long)s->tuned.changes);
+	fprintf(out, "\n");
 	char advice[256];
 	if (rf_stats_bottleneck(s, advice, sizeof(advice)) >= 0)
 		fprintf(out, "bottleneck: %s\n", advice);
@@ -89,6 +96,12 @@ static cJSON *build_json(const rf_stats *s, struct consumer *c)
 		cJSON_AddStringToObject(b, "stage", s->stages[stage].name);
 		cJSON_AddStringToObject(b, "advice", advice);
 	}
+	cJSON *tuned = cJSON_AddObjectToObject(root, "tuned");
+	cJSON_AddBoolToObject(tuned, "adaptive", s->tuned.adaptive);
+	cJSON_AddNumberToObject(tuned, "decoder_threads", s->tuned.decoder_threads);
+	cJSON_AddNumberToObject(tuned, "loader_threads", s->tuned.loader_threads);
+	cJSON_AddNumberToObject(tuned, "io_depth", s->tuned.io_depth);
+	cJSON_AddNumberToObject(tuned, "changes", (double)s->tuned.changes);
 	cJSON *stages = cJSON_AddObjectToObject(root, "stages");
 	for (int i = 0; i < RF_STAGE_COUNT; i++)
 		cJSON_AddItemToObject(stages, s->stages[i].name, stage_json(&s->stages[i]));

@@ -10,7 +10,8 @@
 static const char header[] =
 	"seconds,items,ok,failed,items_per_second,mb_per_second,free_items_depth,decode_queue_depth,"
 	"ready_queue_depth,loader_items_per_second,decoder_items_per_second,infer_items_per_second,"
-	"loader_busy,decoder_busy,decoder_starved,decoder_blocked,consumer_starved,decoder_on_cpu\n";
+	"loader_busy,decoder_busy,decoder_starved,decoder_blocked,consumer_starved,decoder_on_cpu,"
+	"decoder_threads,loader_threads,io_depth\n";
 
 void trace_begin(struct trace *t, FILE *f)
 {
@@ -18,10 +19,15 @@ void trace_begin(struct trace *t, FILE *f)
 	fputs(header, f);
 }
 
-/* Share of a stage's thread time in the interval spent on delta seconds. */
-static double share(double delta, double dt, int threads)
+static double thread_time(const rf_stage_stats *st)
 {
-	double alive = dt * (threads > 0 ? threads : 1);
+	return st->busy_seconds + st->starved_seconds + st->blocked_seconds;
+}
+
+/* Share of a stage's thread time in the interval (threads parked by the autotuner left out) spent on delta. */
+static double share(double delta, const rf_stage_stats *now, const rf_stage_stats *before)
+{
+	double alive = thread_time(now) - thread_time(before);
 	return alive > 0 ? delta / alive : 0;
 }
 
@@ -42,20 +48,21 @@ void trace_sample(struct trace *t, const rf_stats *s)
 	const rf_stage_stats *inf = &st[RF_STAGE_INFER], *pinf = &pst[RF_STAGE_INFER];
 	double waited =
 		(inf->starved_seconds - pinf->starved_seconds) + (inf->busy_seconds - pinf->busy_seconds);
-	fprintf(t->f, "%.3f,%llu,%llu,%llu,%.1f,%.2f,%zu,%zu,%zu,%.1f,%.1f,%.1f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f\n",
+	const rf_stage_stats *ld = &st[RF_STAGE_LOADER], *pld = &pst[RF_STAGE_LOADER];
+	fprintf(t->f,
+		"%.3f,%llu,%llu,%llu,%.1f,%.2f,%zu,%zu,%zu,%.1f,%.1f,%.1f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%d,%d,%d\n",
 		s->wall_seconds, (unsigned long long)s->items, (unsigned long long)s->ok,
 		(unsigned long long)s->failed, dt > 0 ? (double)(s->items - p->items) / dt : 0,
 		dt > 0 ? (double)(s->bytes_read - p->bytes_read) / dt / 1e6 : 0,
 		s->queues[RF_QUEUE_FREE_ITEMS].depth, s->queues[RF_QUEUE_DECODE].depth,
 		s->queues[RF_QUEUE_READY].depth, rate[RF_STAGE_LOADER], rate[RF_STAGE_DECODER],
 		rate[RF_STAGE_INFER],
-		share(st[RF_STAGE_LOADER].busy_seconds - pst[RF_STAGE_LOADER].busy_seconds, dt,
-		      st[RF_STAGE_LOADER].threads),
-		share(dec->busy_seconds - pdec->busy_seconds, dt, dec->threads),
-		share(dec->starved_seconds - pdec->starved_seconds, dt, dec->threads),
-		share(dec->blocked_seconds - pdec->blocked_seconds, dt, dec->threads),
+		share(ld->busy_seconds - pld->busy_seconds, ld, pld), share(dec->busy_seconds - pdec->busy_seconds, dec, pdec),
+		share(dec->starved_seconds - pdec->starved_seconds, dec, pdec),
+		share(dec->blocked_seconds - pdec->blocked_seconds, dec, pdec),
 		waited > 0 ? (inf->starved_seconds - pinf->starved_seconds) / waited : 0,
-		share(dec->cpu_seconds - pdec->cpu_seconds, dt, dec->threads));
+		share(dec->cpu_seconds - pdec->cpu_seconds, dec, pdec), s->tuned.decoder_threads,
+		s->tuned.loader_threads, s->tuned.io_depth);
 	t->prev = *s;
 	t->has_prev = true;
 }

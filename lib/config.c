@@ -17,8 +17,8 @@
 void rf_config_init(rf_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
-	cfg->loader.threads = 1;
-	cfg->loader.io_depth = 64;
+	cfg->loader.threads = 0; /* auto */
+	cfg->loader.io_depth = 0; /* auto */
 	cfg->loader.backend = RF_BACKEND_AUTO;
 	cfg->decoder.threads = 0;
 	cfg->output.width = 224;
@@ -61,8 +61,8 @@ static const char *const shard_modes[] = {"pad", "drop", "none", NULL};
 #define OFF(field) offsetof(rf_config, field)
 
 static const struct key_def keys[] = {
-	{"loader.threads", K_INT, OFF(loader.threads), 1, 256, 0, NULL, "loader threads"},
-	{"loader.io_depth", K_INT, OFF(loader.io_depth), 1, 4096, 0, NULL, "reads in flight per loader"},
+	{"loader.threads", K_INT_AUTO, OFF(loader.threads), 1, 256, 0, NULL, "loader threads or auto"},
+	{"loader.io_depth", K_INT_AUTO, OFF(loader.io_depth), 1, 4096, 0, NULL, "reads in flight per loader or auto"},
 	{"loader.backend", K_ENUM, OFF(loader.backend), 0, 0, 0, backends, "auto|io_uring|pread"},
 	{"loader.direct_io", K_BOOL, OFF(loader.direct_io), 0, 0, 0, NULL, "O_DIRECT reads (no page cache)"},
 	{"decoder.threads", K_INT_AUTO, OFF(decoder.threads), 1, 256, 0, NULL, "decoder threads or auto"},

@@ -32,6 +32,8 @@ rf__item *rf__loader_take_item(rf_pipeline *p, bool wait, int *rc)
 	rf__item *item = v;
 	if (!rf__sampler_next(&p->sampler, &item->seq, &item->index, &item->epoch)) {
 		rf__queue_try_push(&p->free_items, item);
+		/* Every input is taken: parked threads must see the end, and nothing is left to tune. */
+		rf__tune_release(&p->tune);
 		*rc = RF_EOF;
 		return NULL;
 	}

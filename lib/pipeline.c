@@ -112,15 +112,46 @@ static int fit_memory(rf_pipeline *p, size_t batches, size_t staging, size_t ite
 	return 0;
 }
 
+/*
+ * Thread counts and depths, with auto resolved to the autotuner's maxima and
+ * starting points (tune.h). Needs the backend: pread has no io_depth, so its
+ * loader.threads = auto is what adapts.
+ */
+static int resolve_threads(rf_pipeline *p)
+{
+	const rf_config *c = &p->cfg;
+	bool uring = p->backend == RF_BACKEND_IO_URING;
+	int start[RF__KNOB_COUNT], max[RF__KNOB_COUNT];
+	bool adaptive[RF__KNOB_COUNT];
+	p->decoder_threads = c->decoder.threads ? c->decoder.threads : online_cpus();
+	adaptive[RF__KNOB_DECODER] = c->decoder.threads == 0;
+	start[RF__KNOB_DECODER] = max[RF__KNOB_DECODER] = p->decoder_threads;
+	if (uring) {
+		p->loader_threads = c->loader.threads ? c->loader.threads : 1;
+		p->io_depth = c->loader.io_depth ? c->loader.io_depth : RF__IO_DEPTH_AUTO_MAX;
+		adaptive[RF__KNOB_LOADER] = c->loader.io_depth == 0;
+		start[RF__KNOB_LOADER] = c->loader.io_depth ? c->loader.io_depth : RF__IO_DEPTH_AUTO_START;
+		max[RF__KNOB_LOADER] = p->io_depth;
+	} else {
+		p->loader_threads = c->loader.threads ? c->loader.threads : RF__PREAD_AUTO_MAX;
+		p->io_depth = 1;
+		adaptive[RF__KNOB_LOADER] = c->loader.threads == 0;
+		start[RF__KNOB_LOADER] = c->loader.threads ? c->loader.threads : RF__PREAD_AUTO_START;
+		max[RF__KNOB_LOADER] = p->loader_threads;
+	}
+	return rf__tune_init(&p->tune, start, max, adaptive);
+}
+
 static int size_pipeline(rf_pipeline *p)
 {
 	rf_config *c = &p->cfg;
-	p->decoder_threads = c->decoder.threads ? c->decoder.threads : online_cpus();
-	p->loader_threads = c->loader.threads;
+	int rc = resolve_threads(p);
+	if (rc != 0)
+		return rc;
 	size_t queue_depth = c->pipeline.queue_depth ? (size_t)c->pipeline.queue_depth
 						     : (size_t)(4 * p->decoder_threads + 8);
 	size_t staging = (size_t)c->output.width * c->output.height * c->output.channels;
-	size_t items = (size_t)p->loader_threads * c->loader.io_depth + queue_depth +
+	size_t items = (size_t)p->loader_threads * (size_t)p->io_depth + queue_depth +
 		       2 * (size_t)p->decoder_threads + 16;
 	size_t items_floor = (size_t)p->loader_threads + 2 * (size_t)p->decoder_threads + 2;
 	size_t batches = rf__batch_pool_count(c, p->decoder_threads);
@@ -130,7 +161,7 @@ static int size_pipeline(rf_pipeline *p)
 		items = items_floor;
 	uint64_t file_budget = 0;
 	if (c->limits.memory_mb) {
-		int rc = fit_memory(p, batches, staging, items_floor, &items, &file_budget);
+		rc = fit_memory(p, batches, staging, items_floor, &items, &file_budget);
 		if (rc != 0)
 			return rc;
 	}
@@ -140,7 +171,7 @@ static int size_pipeline(rf_pipeline *p)
 	p->items = calloc(items, sizeof(*p->items));
 	if (!p->items)
 		return RF_ENOMEM;
-	int rc = rf__queue_init(&p->free_items, items, 1);
+	rc = rf__queue_init(&p->free_items, items, 1);
 	if (rc == 0)
 		rc = rf__queue_init(&p->decode_queue, queue_depth, p->loader_threads);
 	for (size_t i = 0; rc == 0 && i < items; i++) {
@@ -193,10 +224,10 @@ int rf__pipeline_prepare(rf_pipeline *p)
 		rf__pipeline_fail(p, rc, "%s", rc == RF_ECONFIG ? err : rf_strerror(rc));
 		return rc;
 	}
-	rc = size_pipeline(p);
+	rc = choose_backend(p);
 	if (rc == 0)
-		rc = rf__pipeline_apply_resume(p);
-	return rc == 0 ? choose_backend(p) : rc;
+		rc = size_pipeline(p);
+	return rc == 0 ? rf__pipeline_apply_resume(p) : rc;
 }
 
 static void thread_exit_counters(rf__stage_counters *st, uint64_t started)
@@ -249,7 +280,9 @@ int rf_pipeline_start(rf_pipeline *p)
 	if (atomic_load(&p->canceled))
 		return RF_ECANCELED;
 	int rc = rf__pipeline_prepare(p);
-	if (rc == 0 && !(p->threads = calloc((size_t)(p->loader_threads + p->decoder_threads), sizeof(pthread_t))))
+	/* One more for the tuner. */
+	if (rc == 0 &&
+	    !(p->threads = calloc((size_t)(p->loader_threads + p->decoder_threads + 1), sizeof(pthread_t))))
 		rc = RF_ENOMEM;
 	if (rc != 0)
 		return rc;
@@ -260,6 +293,12 @@ int rf_pipeline_start(rf_pipeline *p)
 		rc = spawn(p, decoder_main, &p->stage[RF_STAGE_DECODER]);
 	for (int i = 0; rc == 0 && i < p->loader_threads; i++)
 		rc = spawn(p, loader_main, &p->stage[RF_STAGE_LOADER]);
+	if (rc == 0 && rf__tune_adaptive(&p->tune)) {
+		if (pthread_create(&p->threads[p->thread_count], NULL, rf__tune_main, p) != 0)
+			rc = RF_ESYS;
+		else
+			p->thread_count++;
+	}
 	if (rc != 0)
 		rf__pipeline_fail(p, rc, "cannot start stage threads");
 	return rc;
@@ -354,6 +393,7 @@ void rf_pipeline_cancel(rf_pipeline *p)
 	if (atomic_load(&p->state) != RF_STATE_RUNNING)
 		return;
 	mark_ended(p);
+	rf__tune_release(&p->tune);
 	rf__queue_cancel(&p->free_items);
 	rf__queue_cancel(&p->decode_queue);
 	rf__batcher_cancel(&p->batcher);
@@ -373,6 +413,7 @@ void rf_pipeline_close(rf_pipeline *p)
 	rf__queue_destroy(&p->decode_queue);
 	rf__queue_destroy(&p->free_items);
 	rf__budget_destroy(&p->budget);
+	rf__tune_destroy(&p->tune);
 	for (size_t i = 0; p->items && i < p->item_count; i++) {
 		free(p->items[i].data);
 		free(p->items[i].pixels);

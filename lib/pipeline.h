@@ -21,6 +21,7 @@
 #include "ringfeed/ringfeed.h"
 #include "sampler.h"
 #include "source.h"
+#include "tune.h"
 
 #define RF_REASON_MAX 200
 
@@ -50,6 +51,7 @@ typedef struct rf__item {
 typedef struct rf__stage_counters {
 	_Atomic int threads;  /* started */
 	_Atomic int running;  /* not yet exited */
+	_Atomic int next_index; /* each thread takes one: its place in the autotuner's order */
 	_Atomic uint64_t items;
 	_Atomic uint64_t lifetime_ns; /* of exited threads */
 	_Atomic uint64_t busy_ns;     /* measured directly (inference stage) */
@@ -99,7 +101,9 @@ struct rf_pipeline {
 
 	pthread_t *threads;
 	int thread_count;
-	int loader_threads, decoder_threads;
+	int loader_threads, decoder_threads; /* started (with auto: the maxima; see tune.h) */
+	int io_depth;                        /* io_uring: files in flight per loader, at most */
+	rf__tune tune;
 	_Atomic int decoders_running;
 
 	rf__stage_counters stage[RF_STAGE_COUNT];

@@ -36,6 +36,9 @@ static void stage_stats(rf_pipeline *p, int i, uint64_t now, rf_stage_stats *out
 		return;
 	}
 	uint64_t alive = atomic_load(&c->lifetime_ns) + (uint64_t)atomic_load(&c->running) * (now - p->start_ns);
+	/* Threads parked by the autotuner are neither busy nor starved. */
+	uint64_t parked = rf__tune_parked_ns(&p->tune, i, now);
+	alive = alive > parked ? alive - parked : 0;
 	double busy = rf__seconds(alive) - out->starved_seconds - out->blocked_seconds;
 	out->busy_seconds = busy > 0 ? busy : 0;
 }
@@ -70,6 +73,12 @@ int rf_pipeline_stats(rf_pipeline *p, rf_stats *out)
 	out->batches = b->shipped;
 	pthread_mutex_unlock(&b->lock);
 	out->batch_pool = b->batch_count;
+	out->tuned.decoder_threads = atomic_load(&p->tune.active[RF__KNOB_DECODER]);
+	bool uring = p->backend == RF_BACKEND_IO_URING;
+	out->tuned.loader_threads = uring ? p->loader_threads : atomic_load(&p->tune.active[RF__KNOB_LOADER]);
+	out->tuned.io_depth = uring ? atomic_load(&p->tune.active[RF__KNOB_LOADER]) : 0;
+	out->tuned.changes = atomic_load(&p->tune.changes);
+	out->tuned.adaptive = rf__tune_adaptive(&p->tune);
 	out->items = out->ok + out->failed + out->dropped;
 	out->bytes_read = atomic_load(&p->bytes_read);
 	out->wall_seconds = rf__seconds(stop - p->start_ns);
@@ -91,10 +100,16 @@ int rf_pipeline_stats(rf_pipeline *p, rf_stats *out)
 	return 0;
 }
 
-/* Share of a stage's thread time (wall x threads) spent on x seconds. */
+/*
+ * Share of a stage's thread time spent on x seconds. Thread time is what its
+ * threads were busy, starved or blocked: with the autotuner, fewer threads
+ * than were started may have been running.
+ */
 static double share(const rf_stats *s, const rf_stage_stats *st, double x)
 {
-	double alive = s->wall_seconds * (st->threads > 0 ? st->threads : 1);
+	double alive = st->busy_seconds + st->starved_seconds + st->blocked_seconds;
+	if (!(alive > 0))
+		alive = s->wall_seconds * (st->threads > 0 ? st->threads : 1);
 	return alive > 0 ? x / alive : 0;
 }
 

@@ -14,12 +14,14 @@
 void rf__decoder_run(rf_pipeline *p)
 {
 	rf__stage_counters *st = &p->stage[RF_STAGE_DECODER];
+	int index = atomic_fetch_add(&st->next_index, 1);
 	rf__decoder *d = NULL;
 	uint64_t cpu = rf__thread_cpu_ns();
 	int rc = rf__decoder_create(&d, &p->cfg);
 	if (rc != 0)
 		rf__pipeline_fail(p, rc, "cannot create a decoder: %s", rf_strerror(rc));
 	while (rc == 0) {
+		rf__tune_wait_turn(p, RF__KNOB_DECODER, index);
 		void *v;
 		uint64_t t = rf__now_ns();
 		rc = rf__queue_pop(&p->decode_queue, &v);

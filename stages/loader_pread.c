@@ -45,7 +45,9 @@ static void read_item(rf_pipeline *p, rf__item *item)
 void rf__loader_pread_run(rf_pipeline *p)
 {
 	uint64_t cpu = rf__thread_cpu_ns();
+	int index = atomic_fetch_add(&p->stage[RF_STAGE_LOADER].next_index, 1);
 	for (;;) {
+		rf__tune_wait_turn(p, RF__KNOB_LOADER, index);
 		int rc;
 		rf__item *item = rf__loader_take_item(p, true, &rc);
 		if (!item)

@@ -1,6 +1,7 @@
 /*
  * io_uring loader: each loader thread owns one ring and keeps up to
- * loader.io_depth files in flight. Per file: openat and statx go out together
+ * loader.io_depth files in flight (with io_depth = auto, as many as the
+ * autotuner allows now, up to what the ring was sized for). Per file: openat and statx go out together
  * (opening never waits behind reads), then one read of the whole file,
  * continued on short reads, then a close that nobody waits for. Submissions
  * are batched: every SQE prepared in a pass goes to the kernel in one
@@ -210,10 +211,21 @@ static void completed(struct loader *l, uint64_t data, int res)
 		finish(l, req);
 }
 
+static int in_flight(const struct loader *l)
+{
+	return l->depth - l->free_count;
+}
+
+/* True when the autotuner's limit, not the inputs or the item pool, keeps more files from starting. */
+static bool at_limit(const struct loader *l)
+{
+	return !l->out_of_inputs && in_flight(l) >= atomic_load(&l->p->tune.active[RF__KNOB_LOADER]);
+}
+
 /* Starts new files while there is room, inputs and free items. */
 static void fill(struct loader *l)
 {
-	while (!l->out_of_inputs && l->free_count > 0 && !atomic_load(&l->p->canceled)) {
+	while (!l->out_of_inputs && l->free_count > 0 && !at_limit(l) && !atomic_load(&l->p->canceled)) {
 		bool idle = l->free_count == l->depth;
 		int rc;
 		rf__item *item = rf__loader_take_item(l->p, idle, &rc);
@@ -243,7 +255,7 @@ static void reap(struct loader *l)
 
 static int loader_init(struct loader *l, rf_pipeline *p)
 {
-	*l = (struct loader){.p = p, .depth = p->cfg.loader.io_depth};
+	*l = (struct loader){.p = p, .depth = p->io_depth};
 	l->reqs = calloc((size_t)l->depth, sizeof(*l->reqs));
 	l->free_reqs = calloc((size_t)l->depth, sizeof(*l->free_reqs));
 	l->parked = calloc((size_t)l->depth, sizeof(*l->parked));
@@ -289,7 +301,11 @@ void rf__loader_uring_run(rf_pipeline *p)
 			struct io_uring_cqe *cqe;
 			struct __kernel_timespec ts = {.tv_sec = 0,
 						       .tv_nsec = l.parked_count ? PARKED_SLICE_NS : WAIT_SLICE_NS};
+			bool saturated = at_limit(&l);
+			uint64_t t = saturated ? rf__now_ns() : 0;
 			int rc = io_uring_submit_and_wait_timeout(&l.ring, &cqe, 1, &ts, NULL);
+			if (saturated)
+				rf__count(&p->tune.saturated_ns, rf__now_ns() - t);
 			if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
 				rf__pipeline_fail(p, RF_ESYS, "io_uring_submit_and_wait: %s", strerror(-rc));
 				break;

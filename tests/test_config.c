@@ -74,8 +74,8 @@ Test(config, defaults)
 	cr_assert_eq(c.batch.size, 32);
 	cr_assert(c.batch.ordered);
 	cr_assert_not(c.batch.drop_last);
-	cr_assert_eq(c.loader.threads, 1);
-	cr_assert_eq(c.loader.io_depth, 64);
+	cr_assert_eq(c.loader.threads, 0, "auto");
+	cr_assert_eq(c.loader.io_depth, 0, "auto");
 	cr_assert_eq(c.loader.backend, RF_BACKEND_AUTO);
 	cr_assert_eq(c.decoder.threads, 0, "0 = auto");
 	cr_assert_eq(c.infer.threads, 1);
@@ -104,6 +104,10 @@ Test(config, set_int_and_auto)
 	cr_assert_eq(c.loader.threads, 4);
 	set_ok(&c, "loader.io_depth", "4096");
 	cr_assert_eq(c.loader.io_depth, 4096);
+	set_ok(&c, "loader.io_depth", "auto");
+	cr_assert_eq(c.loader.io_depth, 0);
+	set_ok(&c, "loader.threads", "AUTO");
+	cr_assert_eq(c.loader.threads, 0);
 	set_ok(&c, "output.width", "1");
 	cr_assert_eq(c.output.width, 1);
 	set_ok(&c, "decoder.threads", "8");
@@ -350,7 +354,7 @@ Test(config, load_good_file)
 	cr_assert_not(c.batch.ordered);
 	cr_assert_eq(c.limits.max_pixels, 5000000000ull);
 	cr_assert_str_eq(c.source.extensions, "jpg,png");
-	cr_assert_eq(c.loader.io_depth, 64, "untouched keys keep their values");
+	cr_assert_eq(c.loader.io_depth, 0, "untouched keys keep their values (auto)");
 }
 
 /* Loads text from a file and expects RF_ECONFIG mentioning each of the needles. */

@@ -53,10 +53,10 @@ static dev_t device_of(const char *path)
 }
 
 /*
- * FILES PNGs whose pixels are all their index, served by slowfs at m->mnt
- * with delay_ms per operation, and sizes size_lie bytes larger than the files.
+ * files PNGs whose pixels are all their index (mod 256), served by slowfs at
+ * m->mnt with the options in args (NULL-terminated).
  */
-static void mount_slowfs(struct mount *m, double delay_ms, long size_lie)
+static void mount_slowfs_with(struct mount *m, int files, const char *const *args)
 {
 	const char *missing = fuse_missing();
 	if (missing)
@@ -65,27 +65,23 @@ static void mount_slowfs(struct mount *m, double delay_ms, long size_lie)
 	m->mnt = tfs_mkdtemp();
 	char name[32];
 	uint8_t px[SIDE * SIDE * 3];
-	for (int i = 0; i < FILES; i++) {
-		snprintf(name, sizeof(name), "f-%02d.png", i);
+	for (int i = 0; i < files; i++) {
+		snprintf(name, sizeof(name), "f-%04d.png", i);
 		memset(px, i, sizeof(px));
 		char *path = tfs_path(m->src, name);
 		cr_assert_eq(timg_write(path, "png", SIDE, SIDE, 3, px), 0);
 		free(path);
 	}
 	dev_t before = device_of(m->mnt);
-	char delay[32], lie[32];
-	snprintf(delay, sizeof(delay), "%g", delay_ms);
-	snprintf(lie, sizeof(lie), "%ld", size_lie);
+	const char *argv[32] = {"slowfs", m->src, m->mnt, "-f"};
+	int argc = 4;
+	for (int i = 0; args[i] && argc < 31; i++)
+		argv[argc++] = args[i];
 	fflush(NULL);
 	m->pid = fork();
 	cr_assert_geq(m->pid, 0);
 	if (m->pid == 0) {
-		if (size_lie)
-			execl(RF_SLOWFS_PATH, "slowfs", m->src, m->mnt, "--delay-ms", delay, "--size-lie",
-			      lie, "-f", (char *)NULL);
-		else
-			execl(RF_SLOWFS_PATH, "slowfs", m->src, m->mnt, "--delay-ms", delay, "-f",
-			      (char *)NULL);
+		execv(RF_SLOWFS_PATH, (char *const *)argv);
 		_exit(127);
 	}
 	/* Mounted once the mount point's device changes. */
@@ -96,6 +92,16 @@ static void mount_slowfs(struct mount *m, double delay_ms, long size_lie)
 		usleep(10000);
 	}
 	cr_assert_neq(device_of(m->mnt), before, "slowfs did not mount %s within 5 s", m->mnt);
+}
+
+/* FILES PNGs with delay_ms per operation, and sizes size_lie bytes larger than the files. */
+static void mount_slowfs(struct mount *m, double delay_ms, long size_lie)
+{
+	char delay[32], lie[32];
+	snprintf(delay, sizeof(delay), "%g", delay_ms);
+	snprintf(lie, sizeof(lie), "%ld", size_lie);
+	const char *args[] = {"--delay-ms", delay, size_lie ? "--size-lie" : NULL, lie, NULL};
+	mount_slowfs_with(m, FILES, args);
 }
 
 static void unmount_slowfs(struct mount *m)
@@ -217,7 +223,7 @@ Test(storage, files_shrinking_after_stat_are_read_to_their_real_end, .timeout = 
 	uint64_t real = 0;
 	for (int i = 0; i < FILES; i++) {
 		char name[32];
-		snprintf(name, sizeof(name), "f-%02d.png", i);
+		snprintf(name, sizeof(name), "f-%04d.png", i);
 		char *path = tfs_path(m.src, name), *seen = tfs_path(m.mnt, name);
 		struct stat st, lie;
 		cr_assert_eq(stat(path, &st), 0);
@@ -235,4 +241,48 @@ Test(storage, files_shrinking_after_stat_are_read_to_their_real_end, .timeout = 
 		     (unsigned long long)real);
 	cr_assert_eq(pread_bytes, real, "pread read %llu bytes, the files hold %llu",
 		     (unsigned long long)pread_bytes, (unsigned long long)real);
+}
+
+/*
+ * Latency-bound: reads take 20 ms and the tiny PNGs decode in microseconds,
+ * so with io_depth = auto (starting at 32 files in flight) the decoders
+ * starve while every allowed read is in flight: the autotuner must deepen the
+ * loader, and not add decoder threads.
+ */
+Test(storage, autotuner_deepens_io_depth_when_storage_is_slow, .timeout = 120)
+{
+	enum { MANY = 1000 };
+	struct mount m;
+	const char *args[] = {"--delay-ms", "0", "--read-ms", "20", NULL};
+	mount_slowfs_with(&m, MANY, args);
+	rf_config cfg;
+	rf_config_init(&cfg);
+	cfg.output.width = cfg.output.height = SIDE;
+	cfg.loader.backend = RF_BACKEND_IO_URING;
+	cfg.batch.size = 8;
+	rf_pipeline *p;
+	cr_assert_eq(rf_pipeline_create(&p, &cfg), 0);
+	cr_assert_eq(rf_pipeline_add(p, m.mnt), 0, "%s", rf_pipeline_error(p));
+	cr_assert_eq(rf_pipeline_start(p), 0, "%s", rf_pipeline_error(p));
+	rf_stats s;
+	rf_pipeline_stats(p, &s);
+	int start_depth = s.tuned.io_depth, start_decoders = s.tuned.decoder_threads;
+	size_t images = 0;
+	rf_batch *b;
+	int rc;
+	while ((rc = rf_pipeline_next(p, &b)) == 0) {
+		images += rf_batch_count(b);
+		rf_batch_release(b);
+	}
+	rf_pipeline_stats(p, &s);
+	rf_pipeline_close(p);
+	unmount_slowfs(&m);
+	cr_assert_eq(rc, RF_EOF);
+	cr_assert_eq(images, MANY);
+	fprintf(stderr, "autotuner over 20 ms reads: io_depth %d -> %d, decoders %d -> %d, %llu changes, %.0f images/s\n",
+		start_depth, s.tuned.io_depth, start_decoders, s.tuned.decoder_threads,
+		(unsigned long long)s.tuned.changes, s.items_per_second);
+	cr_assert(s.tuned.adaptive);
+	cr_assert_gt(s.tuned.io_depth, start_depth, "io_depth stayed at %d", s.tuned.io_depth);
+	cr_assert_leq(s.tuned.decoder_threads, start_decoders);
 }

@@ -117,10 +117,11 @@ static int one_run(unsigned run_seed)
 	rf_config_init(&cfg);
 	cfg.output.width = cfg.output.height = SIDE;
 	cfg.output.fit = RF_FIT_STRETCH;
-	cfg.loader.threads = pick(&seed, 1, 3);
-	cfg.loader.io_depth = pick(&seed, 1, 8);
+	/* 0 is auto: the autotuner runs, parking threads beyond its counts. */
+	cfg.loader.threads = pick(&seed, 0, 3);
+	cfg.loader.io_depth = pick(&seed, 0, 8);
 	cfg.loader.backend = pick(&seed, 0, 1) ? RF_BACKEND_PREAD : RF_BACKEND_AUTO;
-	cfg.decoder.threads = pick(&seed, 1, 6);
+	cfg.decoder.threads = pick(&seed, 0, 6);
 	cfg.pipeline.queue_depth = pick(&seed, 1, 4);
 	cfg.pipeline.prefetch_batches = pick(&seed, 1, 2);
 	cfg.batch.size = pick(&seed, 1, 9);

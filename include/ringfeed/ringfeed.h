@@ -85,20 +85,21 @@ typedef enum { RF_SHARDS_PAD, RF_SHARDS_DROP, RF_SHARDS_NONE } rf_equal_shards;
 
 /*
  * Plain data, owned by the caller. rf_config_init sets every field to its
- * default; fields are only ever appended. Thread counts of 0 mean "auto"
- * (chosen at start). The rf_config_* functions touch only the struct they are
+ * default; fields are only ever appended. Thread counts and io_depth of 0 mean
+ * "auto": the autotuner adapts them while the pipeline runs, within the CPUs
+ * and limits.memory_mb, and rf_stats.tuned says what it chose. The rf_config_* functions touch only the struct they are
  * given: any thread, one struct per thread at a time.
  * mean/std are on the 0..255 scale: f32 output = (pixel - mean[c]) / std[c].
  */
 typedef struct rf_config {
 	struct {
-		int threads;         /* default 1 */
-		int io_depth;        /* reads in flight per loader thread, default 64 */
+		int threads;         /* default 0 = auto: 1 with io_uring; with pread, adapted (8..64) */
+		int io_depth;        /* files in flight per io_uring loader thread; default 0 = auto (adapted, 32..128) */
 		rf_backend backend;  /* default auto */
 		bool direct_io;      /* O_DIRECT reads that bypass the page cache, default false */
 	} loader;
 	struct {
-		int threads;  /* default 0 = one per online CPU */
+		int threads;  /* default 0 = auto: one per online CPU, fewer while that decodes faster */
 	} decoder;
 	struct {
 		int width, height;  /* default 224 x 224 */
@@ -340,6 +341,14 @@ typedef struct rf_stats {
 	rf_stage_stats stages[RF_STAGE_COUNT];
 	rf_queue_stats queues[RF_QUEUE_COUNT];
 	size_t batch_pool;  /* batches in the fixed pool; a consumer holding all of them stalls the run */
+	/* What runs now: the autotuner's choice for keys set to auto, the config's otherwise. */
+	struct {
+		bool adaptive;        /* some key is auto and the autotuner runs */
+		int decoder_threads;  /* decoder threads working (with auto, the rest are parked) */
+		int loader_threads;   /* loader threads working */
+		int io_depth;         /* io_uring: files in flight per loader thread, at most; 0 for pread */
+		uint64_t changes;     /* adjustments the autotuner made */
+	} tuned;
 } rf_stats;
 
 /* Snapshot of the counters into *out; any time after create, from any thread.
