@@ -28,7 +28,7 @@
 #define RF__KNOB_COUNT 2
 
 /* loader.io_depth = auto: files in flight per io_uring loader, start and ceiling. */
-#define RF__IO_DEPTH_AUTO_START 32
+#define RF__IO_DEPTH_AUTO_START 64
 #define RF__IO_DEPTH_AUTO_MAX 128
 /* loader.threads = auto under the pread backend: threads, start and ceiling. */
 #define RF__PREAD_AUTO_START 8

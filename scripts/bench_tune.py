@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """Report of scripts/bench_tune.sh: per regime, the grid's medians, the best fixed configuration,
-the autotuner's ratio to it (target >= 0.95), what it chose, and peak RSS under limits.memory_mb.
+the head-to-head of auto against it (target >= 0.95), what auto chose, and peak RSS.
 
   bench_tune.py RUNS.jsonl [--delay-ms MS] [--memory-mb MB] [--json FILE]
+  bench_tune.py RUNS.jsonl --best REGIME      (prints the best fixed configuration's settings)
 """
 import argparse
 import collections
@@ -61,16 +62,42 @@ def choices(tuned):
     return text + f" ({changes:g} changes, median)"
 
 
+def best_fixed(rows, regime):
+    fixed = [r for (g, c), r in rows.items() if g == regime and not c.startswith("auto")]
+    return max(fixed, key=lambda r: r["median"]) if fixed else None
+
+
+def head_to_head(rows, regime, runs):
+    """The final rounds: auto and the best fixed configuration, alternately."""
+    auto, best = rows.get((regime + "-final", "auto")), rows.get((regime + "-final", "best fixed"))
+    if not auto or not best:
+        return None
+    sets = next(r["sets"] for r in runs if r["regime"] == regime + "-final" and r["config"] == "best fixed")
+    ratio = auto["median"] / best["median"]
+    print(f"  head-to-head, {auto['runs']} alternating rounds: auto {auto['median']:.0f} images/s "
+          f"(min {auto['min']:.0f}, max {auto['max']:.0f}), best fixed {' '.join(sets)} {best['median']:.0f} "
+          f"(min {best['min']:.0f}, max {best['max']:.0f})")
+    print(f"  target: auto / best fixed >= {TARGET}: measured {ratio:.3f}  {'met' if ratio >= TARGET else 'NOT met'}"
+          f"; auto chose {choices(auto['tuned'])}")
+    return {"final_auto_median": auto["median"], "final_best_median": best["median"], "final_best_sets": sets,
+            "ratio": ratio, "met": ratio >= TARGET, "auto_chose": choices(auto["tuned"])}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("runs")
     ap.add_argument("--delay-ms", default="2")
     ap.add_argument("--memory-mb", default="64")
+    ap.add_argument("--best")
     ap.add_argument("--json")
     args = ap.parse_args()
     runs = [json.loads(line) for line in open(args.runs) if line.strip()]
     rows = summarize(runs)
-    rounds = len({r["round"] for r in runs})
+    if args.best:
+        best = best_fixed(rows, args.best)
+        print(" ".join(next(r["sets"] for r in runs if r["regime"] == args.best and r["config"] == best["config"])))
+        return 0
+    rounds = len({r["round"] for r in runs if not r["regime"].endswith("-final")})
     images = max(r["images"] for r in runs)
     print(f"{images} images, median of {rounds} interleaved rounds; failed items over all runs: "
           f"{sum(r['failed'] for r in runs)}")
@@ -86,20 +113,19 @@ def main():
         for config, r in sorted(mine.items()):
             if config.startswith("pread"):
                 print(f"  {config:<20} {r['median']:>10.0f}")
-        fixed = {c: r for c, r in mine.items() if not c.startswith("auto")}
-        best = max(fixed.values(), key=lambda r: r["median"])
+        best = best_fixed(rows, regime)
         auto = mine.get("auto")
-        print(f"  best fixed: {best['config']}: {best['median']:.0f} images/s "
+        print(f"  grid's best fixed: {best['config']}: {best['median']:.0f} images/s "
               f"(min {best['min']:.0f}, max {best['max']:.0f})")
         res = {"regime": regime, "best_fixed": best["config"], "best_fixed_median": best["median"]}
         if auto:
-            ratio = auto["median"] / best["median"]
-            print(f"  auto: {auto['median']:.0f} images/s (min {auto['min']:.0f}, max {auto['max']:.0f}); "
-                  f"chose {choices(auto['tuned'])}; peak RSS {auto['peak_rss_mib']:.0f} MiB")
-            print(f"  target: auto / best fixed >= {TARGET}: measured {ratio:.3f}  "
-                  f"{'met' if ratio >= TARGET else 'NOT met'}")
-            res.update(auto_median=auto["median"], ratio=ratio, met=ratio >= TARGET,
-                       auto_chose=choices(auto["tuned"]), auto_peak_rss_mib=auto["peak_rss_mib"])
+            print(f"  auto in the grid rounds: {auto['median']:.0f} images/s (min {auto['min']:.0f}, "
+                  f"max {auto['max']:.0f}; {auto['median'] / best['median']:.3f}x the grid's best); "
+                  f"peak RSS {auto['peak_rss_mib']:.0f} MiB")
+            res.update(grid_auto_median=auto["median"], auto_peak_rss_mib=auto["peak_rss_mib"])
+        final = head_to_head(rows, regime, runs)
+        if final:
+            res.update(final)
         if capped in mine:
             c = mine[capped]
             print(f"  auto under limits.memory_mb = {args.memory_mb}: {c['median']:.0f} images/s, chose "

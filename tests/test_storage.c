@@ -245,13 +245,13 @@ Test(storage, files_shrinking_after_stat_are_read_to_their_real_end, .timeout = 
 
 /*
  * Latency-bound: reads take 20 ms and the tiny PNGs decode in microseconds,
- * so with io_depth = auto (starting at 32 files in flight) the decoders
+ * so with io_depth = auto (starting at 64 files in flight) the decoders
  * starve while every allowed read is in flight: the autotuner must deepen the
  * loader, and not add decoder threads.
  */
 Test(storage, autotuner_deepens_io_depth_when_storage_is_slow, .timeout = 120)
 {
-	enum { MANY = 1000 };
+	enum { MANY = 2000 };
 	struct mount m;
 	const char *args[] = {"--delay-ms", "0", "--read-ms", "20", NULL};
 	mount_slowfs_with(&m, MANY, args);
