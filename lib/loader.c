@@ -119,33 +119,14 @@ int rf__loader_reserve(rf_pipeline *p, rf__item *item, bool wait)
 	return RF__RESERVED;
 }
 
-/* Bytes and items handed on; read before the push, after which the item is the decoders'. */
-static void count_loaded(rf_pipeline *p, uint64_t bytes)
-{
-	rf__count(&p->bytes_read, bytes);
-	rf__count(&p->stage[RF_STAGE_LOADER].items, 1);
-}
-
-static uint64_t bytes_of(const rf__item *item)
-{
-	return item->status == 0 ? item->len : 0;
-}
-
 int rf__loader_deliver(rf_pipeline *p, rf__item *item)
 {
-	uint64_t bytes = bytes_of(item), t = rf__now_ns();
+	rf__stage_counters *st = &p->stage[RF_STAGE_LOADER];
+	if (item->status == 0)
+		rf__count(&p->bytes_read, item->len);
+	rf__count(&st->items, 1);
+	uint64_t t = rf__now_ns();
 	int rc = rf__queue_push(&p->decode_queue, item);
-	rf__count(&p->stage[RF_STAGE_LOADER].blocked_ns, rf__now_ns() - t);
-	if (rc == 0)
-		count_loaded(p, bytes);
-	return rc;
-}
-
-int rf__loader_try_deliver(rf_pipeline *p, rf__item *item)
-{
-	uint64_t bytes = bytes_of(item);
-	int rc = rf__queue_try_push(&p->decode_queue, item);
-	if (rc == 0)
-		count_loaded(p, bytes);
+	rf__count(&st->blocked_ns, rf__now_ns() - t);
 	return rc;
 }

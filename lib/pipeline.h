@@ -168,10 +168,8 @@ void rf__loader_read_mode(rf_pipeline *p, rf__item *item, int fd);
 /* Bytes the next read of item asks for (whole blocks under O_DIRECT). */
 size_t rf__loader_read_len(const rf__item *item);
 
-/* Hands a loaded (or failed) item to the decoders, waiting for room. 0 or RF_ECLOSED / RF_ECANCELED. */
+/* Hands a loaded (or failed) item to the decoders. 0 or RF_ECLOSED. */
 int rf__loader_deliver(rf_pipeline *p, rf__item *item);
-/* As rf__loader_deliver without waiting: RF_ETIMEDOUT (and nothing done) while the decode queue is full. */
-int rf__loader_try_deliver(rf_pipeline *p, rf__item *item);
 
 /* Stage thread bodies (stages/). */
 void rf__loader_uring_run(rf_pipeline *p);

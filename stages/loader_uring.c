@@ -1,16 +1,11 @@
 /*
  * io_uring loader: each loader thread owns one ring and keeps up to
  * loader.io_depth files in flight (with io_depth = auto, as many as the
- * autotuner allows now, up to what the ring was sized for). Per file: openat
- * and statx go out together (opening never waits behind reads), then one read
- * of the whole file, continued on short reads, then a close that nobody waits
- * for. Submissions are batched: every SQE prepared in a pass goes to the
- * kernel in one io_uring_submit_and_wait_timeout call, which also reaps.
- *
- * A loaded file waits in the loader's ready list while the decode queue is
- * full: the loader never blocks on the queue, so it keeps reaping and starting
- * files (within io_depth and the item pool) instead of letting the reads in
- * flight run dry while it waits for a decoder.
+ * autotuner allows now, up to what the ring was sized for). Per file: openat and statx go out together
+ * (opening never waits behind reads), then one read of the whole file,
+ * continued on short reads, then a close that nobody waits for. Submissions
+ * are batched: every SQE prepared in a pass goes to the kernel in one
+ * io_uring_submit_and_wait_timeout call, which also reaps.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -31,8 +26,6 @@ enum op { OP_OPEN = 1, OP_STATX, OP_READ, OP_CLOSE };
 #define WAIT_SLICE_NS 20000000LL
 /* How often a loader with files parked for memory (limits.memory_mb) retries them. */
 #define PARKED_SLICE_NS 2000000LL
-/* How often a loader holding loaded files retries a full decode queue. */
-#define READY_SLICE_NS 1000000LL
 
 /* One file in flight. */
 struct request {
@@ -52,8 +45,6 @@ struct loader {
 	int parked_count;
 	int ops; /* SQEs submitted and not yet completed */
 	bool out_of_inputs;
-	rf__item **ready; /* loaded, waiting for room in the decode queue: a FIFO ring */
-	size_t ready_head, ready_count, ready_cap;
 };
 
 int rf__uring_probe(char *why, size_t why_len)
@@ -132,28 +123,7 @@ static void finish(struct loader *l, int req)
 	l->free_reqs[l->free_count++] = req;
 	if (atomic_load(&l->p->canceled))
 		return;
-	l->ready[(l->ready_head + l->ready_count++) % l->ready_cap] = item;
-}
-
-/* Hands ready files to the decoders while the queue has room. */
-static void flush(struct loader *l)
-{
-	while (l->ready_count > 0) {
-		if (rf__loader_try_deliver(l->p, l->ready[l->ready_head]) == RF_ETIMEDOUT)
-			return; /* full: later */
-		/* Delivered, or the queue was canceled and the item is dropped with the run. */
-		l->ready_head = (l->ready_head + 1) % l->ready_cap;
-		l->ready_count--;
-	}
-}
-
-/* The end: the files still ready go out in order, waiting for room. */
-static void deliver_rest(struct loader *l)
-{
-	for (; l->ready_count > 0; l->ready_count--) {
-		rf__loader_deliver(l->p, l->ready[l->ready_head]);
-		l->ready_head = (l->ready_head + 1) % l->ready_cap;
-	}
+	rf__loader_deliver(l->p, item);
 }
 
 /* The item has its buffer: read the whole file. */
@@ -246,23 +216,17 @@ static int in_flight(const struct loader *l)
 	return l->depth - l->free_count;
 }
 
-/*
- * True when the depth limit, not the inputs, the item pool or the decoders,
- * keeps more files from starting: what the autotuner calls saturated.
- */
+/* True when the autotuner's limit, not the inputs or the item pool, keeps more files from starting. */
 static bool at_limit(const struct loader *l)
 {
-	return !l->out_of_inputs && l->ready_count == 0 &&
-	       in_flight(l) >= atomic_load(&l->p->tune.active[RF__KNOB_LOADER]);
+	return !l->out_of_inputs && in_flight(l) >= atomic_load(&l->p->tune.active[RF__KNOB_LOADER]);
 }
 
 /* Starts new files while there is room, inputs and free items. */
 static void fill(struct loader *l)
 {
-	while (!l->out_of_inputs && l->free_count > 0 &&
-	       in_flight(l) < atomic_load(&l->p->tune.active[RF__KNOB_LOADER]) && !atomic_load(&l->p->canceled)) {
-		/* Wait for a free item only with nothing else to do: no file in flight or ready. */
-		bool idle = in_flight(l) == 0 && l->ready_count == 0;
+	while (!l->out_of_inputs && l->free_count > 0 && !at_limit(l) && !atomic_load(&l->p->canceled)) {
+		bool idle = l->free_count == l->depth;
 		int rc;
 		rf__item *item = rf__loader_take_item(l->p, idle, &rc);
 		if (!item) {
@@ -295,9 +259,7 @@ static int loader_init(struct loader *l, rf_pipeline *p)
 	l->reqs = calloc((size_t)l->depth, sizeof(*l->reqs));
 	l->free_reqs = calloc((size_t)l->depth, sizeof(*l->free_reqs));
 	l->parked = calloc((size_t)l->depth, sizeof(*l->parked));
-	l->ready_cap = p->item_count;
-	l->ready = calloc(l->ready_cap, sizeof(*l->ready));
-	if (!l->reqs || !l->free_reqs || !l->parked || !l->ready) {
+	if (!l->reqs || !l->free_reqs || !l->parked) {
 		rf__pipeline_fail(p, RF_ENOMEM, "out of memory for the loader");
 		return RF_ENOMEM;
 	}
@@ -331,27 +293,19 @@ void rf__loader_uring_run(rf_pipeline *p)
 	uint64_t cpu = rf__thread_cpu_ns();
 	if (loader_init(&l, p) == 0) {
 		for (;;) {
-			flush(&l);
 			if (l.parked_count)
 				unpark(&l);
 			fill(&l);
-			if (l.ops == 0 && l.parked_count == 0 && (l.out_of_inputs || atomic_load(&p->canceled))) {
-				deliver_rest(&l);
+			if (l.ops == 0 && l.parked_count == 0 && (l.out_of_inputs || atomic_load(&p->canceled)))
 				break;
-			}
 			struct io_uring_cqe *cqe;
-			long long slice = l.parked_count ? PARKED_SLICE_NS
-					  : l.ready_count ? READY_SLICE_NS
-							  : WAIT_SLICE_NS;
-			struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = slice};
-			bool saturated = at_limit(&l), held = l.ready_count > 0;
-			uint64_t t = rf__now_ns();
+			struct __kernel_timespec ts = {.tv_sec = 0,
+						       .tv_nsec = l.parked_count ? PARKED_SLICE_NS : WAIT_SLICE_NS};
+			bool saturated = at_limit(&l);
+			uint64_t t = saturated ? rf__now_ns() : 0;
 			int rc = io_uring_submit_and_wait_timeout(&l.ring, &cqe, 1, &ts, NULL);
-			/* Waiting with loaded files the decoders have no room for is being blocked downstream. */
 			if (saturated)
 				rf__count(&p->tune.saturated_ns, rf__now_ns() - t);
-			else if (held)
-				rf__count(&p->stage[RF_STAGE_LOADER].blocked_ns, rf__now_ns() - t);
 			if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
 				rf__pipeline_fail(p, RF_ESYS, "io_uring_submit_and_wait: %s", strerror(-rc));
 				break;
@@ -368,5 +322,4 @@ void rf__loader_uring_run(rf_pipeline *p)
 	free(l.reqs);
 	free(l.free_reqs);
 	free(l.parked);
-	free(l.ready);
 }
