@@ -4,7 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 
 #include "clock.h"
 #include "pipeline.h"
@@ -75,6 +77,28 @@ bool rf__loader_check_file(rf_pipeline *p, rf__item *item, unsigned mode, uint64
 	}
 	item->size = size;
 	return true;
+}
+
+const char *rf__loader_blocking_fs(const char *path)
+{
+	struct statfs st;
+	if (!path || statfs(path, &st) != 0)
+		return NULL;
+	switch ((unsigned long)st.f_type) {
+	case FUSE_SUPER_MAGIC:
+		return "FUSE";
+	case NFS_SUPER_MAGIC:
+		return "NFS";
+	case CIFS_SUPER_MAGIC:
+	case SMB2_SUPER_MAGIC:
+		return "SMB";
+	case CEPH_SUPER_MAGIC:
+		return "Ceph";
+	case V9FS_MAGIC:
+		return "9p";
+	default:
+		return NULL;
+	}
 }
 
 /* O_DIRECT wants buffer, offset and length aligned to the device's block; 4096 covers every common one. */

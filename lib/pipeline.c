@@ -203,13 +203,24 @@ static int choose_backend(rf_pipeline *p)
 			return RF_ESYS;
 		}
 		break;
-	case RF_BACKEND_AUTO:
+	case RF_BACKEND_AUTO: {
+		/* With loader.threads = auto the pread pool adapts its size, as io_depth would. */
+		const char *fs = p->cfg.loader.threads == 0 && p->source.count
+					 ? rf__loader_blocking_fs(p->source.paths[0])
+					 : NULL;
+		if (fs) {
+			p->backend = RF_BACKEND_PREAD;
+			snprintf(p->backend_name, sizeof(p->backend_name),
+				 "pread (%s: a blocking file system, where threads beat io_uring's workers)", fs);
+			return 0;
+		}
 		if (rf__uring_probe(why, sizeof(why)) != 0) {
 			p->backend = RF_BACKEND_PREAD;
 			snprintf(p->backend_name, sizeof(p->backend_name), "pread (io_uring unavailable: %s)", why);
 			return 0;
 		}
 		break;
+	}
 	}
 	p->backend = RF_BACKEND_IO_URING;
 	snprintf(p->backend_name, sizeof(p->backend_name), "io_uring");

@@ -140,6 +140,13 @@ rf__item *rf__loader_take_item(rf_pipeline *p, bool wait, int *rc);
 /* Checks what stat said before reading: regular file, under max_file_bytes.
  * Returns false with the item failed otherwise. */
 bool rf__loader_check_file(rf_pipeline *p, rf__item *item, unsigned mode, uint64_t size);
+/*
+ * The name of path's file system if it serves every operation by blocking a
+ * thread (FUSE, NFS, SMB, Ceph, 9p): io_uring then hands each operation to a
+ * kernel worker thread anyway, and a pread thread pool does the same work
+ * with one hop fewer. NULL otherwise or when path cannot be looked at.
+ */
+const char *rf__loader_blocking_fs(const char *path);
 /* rf__loader_reserve results. */
 enum { RF__RESERVED = 0, RF__RESERVE_FAILED = -1, RF__RESERVE_LATER = 1 };
 /*

@@ -153,7 +153,7 @@ static bool measure(rf_pipeline *p, const struct look *a, const struct look *b, 
 static void tune_loading(rf__tuner *s, const rf__tune_tick *x, int max, int *active)
 {
 	int a = *active;
-	bool starving = x->dec_starved > 0.10 && x->load_saturated > 0.5;
+	bool starving = x->dec_starved > 0.05 && x->load_saturated > 0.5;
 	s->deepen = starving ? s->deepen + 1 : 0;
 	s->shrink = !starving && x->dec_starved < 0.02 && x->load_blocked > 0.5 ? s->shrink + 1 : 0;
 	if (s->deepen >= PERSIST_TICKS && a < max) {

@@ -31,7 +31,7 @@
 #define RF__IO_DEPTH_AUTO_START 64
 #define RF__IO_DEPTH_AUTO_MAX 128
 /* loader.threads = auto under the pread backend: threads, start and ceiling. */
-#define RF__PREAD_AUTO_START 8
+#define RF__PREAD_AUTO_START 16
 #define RF__PREAD_AUTO_MAX 64
 
 typedef struct rf__tune {
@@ -78,7 +78,7 @@ typedef struct rf__tuner {
 /*
  * One decision, pure: from a tick's shares and the active counts, the new
  * active counts (in place). The rules:
- * - loading: decoders starved > 10% while the loader is saturated, two ticks
+ * - loading: decoders starved > 5% while the loader is saturated, two ticks
  *   running: double the depth (up to max); decoders fed and the loader blocked
  *   for 1 s: shrink it by a quarter (not below 8);
  * - decoding: busy > 85%, on a CPU >= 75% of that, not blocked: one thread

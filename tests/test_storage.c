@@ -286,3 +286,42 @@ Test(storage, autotuner_deepens_io_depth_when_storage_is_slow, .timeout = 120)
 	cr_assert_gt(s.tuned.io_depth, start_depth, "io_depth stayed at %d", s.tuned.io_depth);
 	cr_assert_leq(s.tuned.decoder_threads, start_decoders);
 }
+
+/* backend = auto on FUSE: a pread pool when loader.threads is auto too, io_uring when it is set. */
+static char *backend_over(const struct mount *m, int loader_threads, size_t *images)
+{
+	rf_config cfg;
+	rf_config_init(&cfg);
+	cfg.output.width = cfg.output.height = SIDE;
+	cfg.loader.threads = loader_threads;
+	rf_pipeline *p;
+	cr_assert_eq(rf_pipeline_create(&p, &cfg), 0);
+	cr_assert_eq(rf_pipeline_add(p, m->mnt), 0, "%s", rf_pipeline_error(p));
+	cr_assert_eq(rf_pipeline_start(p), 0, "%s", rf_pipeline_error(p));
+	rf_batch *b;
+	*images = 0;
+	while (rf_pipeline_next(p, &b) == 0) {
+		*images += rf_batch_count(b);
+		rf_batch_release(b);
+	}
+	rf_stats s;
+	rf_pipeline_stats(p, &s);
+	char *name = strdup(s.loader_backend);
+	rf_pipeline_close(p);
+	return name;
+}
+
+Test(storage, auto_backend_takes_a_thread_pool_on_fuse, .timeout = 120)
+{
+	struct mount m;
+	mount_slowfs(&m, 1, 0);
+	size_t pooled = 0, ringed = 0;
+	char *pool = backend_over(&m, 0, &pooled), *ring = backend_over(&m, 1, &ringed);
+	unmount_slowfs(&m);
+	cr_assert_eq(pooled, FILES);
+	cr_assert_eq(ringed, FILES);
+	cr_assert_eq(strncmp(pool, "pread (FUSE", 11), 0, "loader backend: %s", pool);
+	cr_assert_str_eq(ring, "io_uring", "loader.threads = 1 keeps io_uring");
+	free(pool);
+	free(ring);
+}
