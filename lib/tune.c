@@ -9,9 +9,9 @@
 /* Ticks a condition must hold before the tuner acts on it (noise at 50 ms is large). */
 #define PERSIST_TICKS 2
 /* io_depth never shrinks below this: a few files in flight cost little. */
-#define DEPTH_FLOOR 8
-/* Ticks of an idle, blocked loader before its depth shrinks (1 s). */
-#define SHRINK_TICKS 20
+#define DEPTH_FLOOR 4
+/* Ticks of a loader blocked on fed decoders before its depth halves (0.5 s). */
+#define SHRINK_TICKS 10
 /* A decoder trial (one thread fewer) runs this many ticks, and a failed one is not retried for HOLD_TICKS. */
 #define TRIAL_TICKS 8
 #define HOLD_TICKS 60
@@ -160,7 +160,7 @@ static void tune_loading(rf__tuner *s, const rf__tune_tick *x, int max, int *act
 		*active = a * 2 < max ? a * 2 : max;
 		s->deepen = 0;
 	} else if (s->shrink >= SHRINK_TICKS && a > DEPTH_FLOOR) {
-		*active = a * 3 / 4 > DEPTH_FLOOR ? a * 3 / 4 : DEPTH_FLOOR;
+		*active = a / 2 > DEPTH_FLOOR ? a / 2 : DEPTH_FLOOR;
 		s->shrink = 0;
 	}
 }

@@ -28,7 +28,7 @@
 #define RF__KNOB_COUNT 2
 
 /* loader.io_depth = auto: files in flight per io_uring loader, start and ceiling. */
-#define RF__IO_DEPTH_AUTO_START 64
+#define RF__IO_DEPTH_AUTO_START 16
 #define RF__IO_DEPTH_AUTO_MAX 128
 /* loader.threads = auto under the pread backend: threads, start and ceiling. */
 #define RF__PREAD_AUTO_START 16
@@ -80,7 +80,8 @@ typedef struct rf__tuner {
  * active counts (in place). The rules:
  * - loading: decoders starved > 5% while the loader is saturated, two ticks
  *   running: double the depth (up to max); decoders fed and the loader blocked
- *   for 1 s: shrink it by a quarter (not below 8);
+ *   for 0.5 s: halve it (not below 4): files read long before a decoder
+ *   takes them only cost memory and cache;
  * - decoding: busy > 85%, on a CPU >= 75% of that, not blocked: one thread
  *   more (up to max); busy but on a CPU < 60% for four ticks (waiting for
  *   cores): one thread fewer for eight ticks, kept only if the decode rate

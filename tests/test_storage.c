@@ -245,7 +245,7 @@ Test(storage, files_shrinking_after_stat_are_read_to_their_real_end, .timeout = 
 
 /*
  * Latency-bound: reads take 20 ms and the tiny PNGs decode in microseconds,
- * so with io_depth = auto (starting at 64 files in flight) the decoders
+ * so with io_depth = auto (starting at 16 files in flight) the decoders
  * starve while every allowed read is in flight: the autotuner must deepen the
  * loader, and not add decoder threads.
  */

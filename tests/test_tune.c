@@ -55,16 +55,16 @@ Test(tune, starved_decoders_with_an_unsaturated_loader_leave_io_depth_alone)
 	cr_assert_eq(active[RF__KNOB_LOADER], 32);
 }
 
-Test(tune, a_loader_that_waits_on_the_decoders_for_a_second_gives_depth_back)
+Test(tune, a_loader_that_waits_on_fed_decoders_for_half_a_second_gives_depth_back)
 {
 	rf__tuner s = {0};
 	int active[RF__KNOB_COUNT] = {[RF__KNOB_LOADER] = 32, [RF__KNOB_DECODER] = 4};
-	steps(&s, decode_bound, 19, active);
+	steps(&s, decode_bound, 9, active);
 	cr_assert_eq(active[RF__KNOB_LOADER], 32);
 	steps(&s, decode_bound, 1, active);
-	cr_assert_eq(active[RF__KNOB_LOADER], 24);
+	cr_assert_eq(active[RF__KNOB_LOADER], 16);
 	steps(&s, decode_bound, 200, active);
-	cr_assert_eq(active[RF__KNOB_LOADER], 8, "not below the floor");
+	cr_assert_eq(active[RF__KNOB_LOADER], 4, "not below the floor");
 	cr_assert_eq(active[RF__KNOB_DECODER], 4, "decode-bound on every CPU: all decoders stay");
 }
 
