@@ -1,5 +1,4 @@
 /* The autotuner (see tune.h): parking threads beyond the active counts, and the tuner thread. */
-#include <stdlib.h>
 
 #include "clock.h"
 #include "pipeline.h"

@@ -47,44 +47,10 @@ done
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DRF_BUILD_TESTS=OFF >/dev/null
 cmake --build "$build" -j"$(nproc)" --target ringfeed_cli slowfs >/dev/null
 
-work=$(mktemp -d)
-mnt=$work/mnt
-mkdir "$mnt"
-slowfs_pid=""
-unmount() {
-	if [ -n "$slowfs_pid" ]; then
-		fusermount3 -u "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null || true
-		wait "$slowfs_pid" 2>/dev/null || true
-		slowfs_pid=""
-	fi
-}
-trap 'unmount; rm -rf "$work"' EXIT
-
-dataset=$(cd "$dataset" && pwd)
-(cd "$dataset" && find . -type f ! -name '.*' ! -path '*/.*' | LC_ALL=C sort | awk -v n="$limit" 'NR <= n') \
-	>"$work/names.txt"
-count=$(wc -l <"$work/names.txt")
-[ "$count" -gt 0 ] || { echo "bench_storage.sh: no files in $dataset" >&2; exit 1; }
-sed "s|^\.|$dataset|" "$work/names.txt" >"$work/plain.txt"
-sed "s|^\.|$mnt|" "$work/names.txt" >"$work/slow.txt"
-tr '\n' '\0' <"$work/plain.txt" | xargs -0 cat >/dev/null # warm the page cache under slowfs too
-
+me=bench_storage.sh
+# shellcheck source=scripts/slowfs_lists.sh
+. "$root/scripts/slowfs_lists.sh"
 raw=$work/runs.jsonl
-mount_slowfs() { # DELAY_MS
-	"$build/slowfs" "$dataset" "$mnt" --delay-ms "$1" -f &
-	slowfs_pid=$!
-	for _ in $(seq 500); do
-		if mountpoint -q "$mnt"; then
-			# slowfs serves the first lookup of each name one at a time: look every name up once,
-			# untimed, so runs measure the steady state
-			tr '\n' '\0' <"$work/slow.txt" | xargs -0 -P 64 -n 16 stat >/dev/null
-			return 0
-		fi
-		sleep 0.01
-	done
-	echo "bench_storage.sh: slowfs did not mount" >&2
-	exit 1
-}
 
 # rf ROUND STORAGE DELAY LIST BACKEND THREADS DEPTH [DIRECT]: one ringfeed run, one JSON line.
 rf() {
