@@ -24,7 +24,8 @@
  *   file fails. A BMP may omit the padding of its last row.
  * - GIF, PSD and RLE or indexed TGA, whose size the header does not give:
  *   stb reads them through callbacks, and a read at the end of the data
- *   means stb wanted bytes the file does not have: truncated. (stb's own
+ *   means stb wanted bytes the file does not have: truncated. A TGA shorter
+ *   than the least its header allows fails before decoding. (stb's own
  *   read-ahead never asks past the end: it refills only when it needs a
  *   byte it does not hold.)
  */
@@ -110,14 +111,27 @@ static uint64_t bmp_size(const uint8_t *d, size_t len, int w, int h)
 	return le32(d + 10) + row * (uint64_t)(h - 1) + ((uint64_t)w * bpp + 7) / 8;
 }
 
-/* Bytes an uncompressed, unmapped TGA needs (0 when the payload is RLE or indexed). */
-static uint64_t tga_size(const uint8_t *d, size_t len, int w, int h)
+/*
+ * Fewest bytes a TGA can have: header, id field, palette, then every pixel
+ * (uncompressed) or, RLE, one packet byte and one pixel per 128 pixels. Exact
+ * only for an uncompressed, unmapped TGA. The RLE bound turns a few-byte file
+ * whose header claims a million pixels into "truncated" before stb allocates
+ * and fills them with zeros.
+ */
+static uint64_t tga_size(const uint8_t *d, size_t len, int w, int h, bool *exact)
 {
+	uint64_t pixels = (uint64_t)w * h, pixel_bytes, palette = 0;
+
+	*exact = false;
 	if (len < 18)
 		return UINT64_MAX;
-	if (d[1] != 0 || d[2] >= 8)
-		return 0;
-	return 18 + (uint64_t)d[0] + (uint64_t)w * h * ((d[16] + 7u) / 8);
+	pixel_bytes = (d[16] + 7u) / 8;
+	if (d[1] == 1)
+		palette = (uint64_t)le16(d + 5) * ((d[7] + 7u) / 8);
+	if (d[2] >= 8)
+		return 18 + (uint64_t)d[0] + palette + (pixels + 127) / 128 * (1 + pixel_bytes);
+	*exact = d[1] == 0;
+	return 18 + (uint64_t)d[0] + palette + pixels * pixel_bytes;
 }
 
 static int pnm_space(uint8_t c)
@@ -184,7 +198,6 @@ void rf__convert_channels(const uint8_t *src, size_t n, int from, uint8_t *dst, 
 	}
 }
 
-/* The file size the header promises, for the formats stb would read past the end of. */
 /* The input as stb callbacks that note a read past the end. */
 struct reader {
 	const uint8_t *p;
@@ -228,14 +241,21 @@ static int reader_eof(void *user)
 
 static const stbi_io_callbacks reader_io = {reader_read, reader_skip, reader_eof};
 
-static uint64_t payload_size(const stb_format *f, const uint8_t *d, size_t len, int w, int h, int comp)
+/*
+ * Fewest bytes the header promises (0: it does not say); *exact when that is
+ * the whole image, so stb reading the file in memory cannot pass its end.
+ */
+static uint64_t payload_size(const stb_format *f, const uint8_t *d, size_t len, int w, int h, int comp,
+			     bool *exact)
 {
+	*exact = true;
 	if (!strcmp(f->name, "bmp"))
 		return bmp_size(d, len, w, h);
 	if (!strcmp(f->name, "pnm"))
 		return pnm_size(d, len, w, h, comp);
 	if (f == &tga)
-		return tga_size(d, len, w, h);
+		return tga_size(d, len, w, h, exact);
+	*exact = false;
 	return 0;
 }
 
@@ -265,11 +285,12 @@ int rf__stb_decode(const rf_config *cfg, const uint8_t *data, size_t len, rf__im
 		return err;
 	if (!strcmp(f->name, "pnm") && stbi_is_16_bit_from_memory(data, (int)len))
 		return rf__fail(reason, reason_len, RF_EFORMAT, "pnm: 16-bit samples are not supported");
-	need = payload_size(f, data, len, w, h, comp);
+	bool exact;
+	need = payload_size(f, data, len, w, h, comp, &exact);
 	if (need > len)
-		return rf__fail(reason, reason_len, RF_EDECODE, "%s: truncated (%zu of %llu bytes)", f->name,
-				len, (unsigned long long)need);
-	if (need > 0) {
+		return rf__fail(reason, reason_len, RF_EDECODE, "%s: truncated (%zu of %s%llu bytes)", f->name,
+				len, exact ? "" : "at least ", (unsigned long long)need);
+	if (exact) {
 		px = stbi_load_from_memory(data, (int)len, &w, &h, &comp, 0);
 	} else {
 		struct reader r = {data, len, false};

@@ -716,6 +716,45 @@ Test(broken, truncated_gif_rle_tga_and_psd_fail)
 	free(px);
 }
 
+/*
+ * The smallest RLE TGA that holds its pixels: one packet of 128 per 128. It
+ * decodes, and the same header with one packet fewer is refused from its size
+ * alone, before stb fills a million pixels.
+ */
+Test(broken, rle_tga_shorter_than_its_header_allows_fails_up_front)
+{
+	enum { W = 1000, H = 1000, PACKETS = (W * H + 127) / 128 };
+	size_t len = 18 + (size_t)PACKETS * 4;
+	uint8_t *file = calloc(1, len);
+	rf_config cfg = config(8, 8, 3, RF_FIT_STRETCH);
+
+	cr_assert_not_null(file);
+	file[2] = 10; /* RLE true colour */
+	put_le16(file + 12, W);
+	put_le16(file + 14, H);
+	file[16] = 24;
+	for (size_t p = 0; p < PACKETS; p++) {
+		uint8_t *packet = file + 18 + p * 4;
+		packet[0] = 0x80 | 127; /* the last packet claims pixels past the end: stb stops at W*H */
+		packet[1] = 30, packet[2] = 20, packet[3] = 10; /* BGR */
+	}
+	result r = decode(&cfg, file, len);
+	cr_assert_eq(r.code, 0, "%s", r.reason);
+	for (size_t i = 0; i < 8 * 8 * 3; i += 3)
+		cr_assert(r.px[i] == 10 && r.px[i + 1] == 20 && r.px[i + 2] == 30, "pixel %zu", i / 3);
+	free(r.px);
+
+	r = decode(&cfg, file, len - 4);
+	cr_assert_eq(r.code, RF_EDECODE);
+	cr_assert(strstr(r.reason, "truncated") && strstr(r.reason, "at least"), "%s", r.reason);
+	free(r.px);
+	r = decode(&cfg, file, 21);
+	cr_assert_eq(r.code, RF_EDECODE);
+	cr_assert(strstr(r.reason, "at least 31270 bytes"), "%s", r.reason);
+	free(r.px);
+	free(file);
+}
+
 Test(broken, empty_file)
 {
 	rf_config cfg = config(64, 64, 3, RF_FIT_COVER);

@@ -38,6 +38,13 @@ static void check(int ok, const char *what, int rc, const char *reason)
 	abort();
 }
 
+static uint64_t max_pixels(void)
+{
+	const char *env = getenv("RF_FUZZ_MAX_PIXELS");
+	unsigned long long n = env ? strtoull(env, NULL, 10) : 0;
+	return n > 0 ? n : 1000000;
+}
+
 static rf__decoder *decoder_for(unsigned pick)
 {
 	unsigned i = pick % NCONFIGS;
@@ -51,8 +58,11 @@ static rf__decoder *decoder_for(unsigned pick)
 	cfg->output.height = sizes[i % NSIZES].h;
 	cfg->output.channels = channels[i / NSIZES % NCHANNELS];
 	cfg->output.fit = fits[i / NSIZES / NCHANNELS];
-	/* Legitimately huge images only slow the fuzzer down; the limit path is still reached. */
-	cfg->limits.max_pixels = 1000000;
+	/*
+	 * Legitimately huge images only slow the fuzzer down; the limit path is
+	 * still reached. RF_FUZZ_MAX_PIXELS lowers the cap for a long run.
+	 */
+	cfg->limits.max_pixels = max_pixels();
 	rc = rf__decoder_create(&decoders[i], cfg);
 	check(rc == 0 && decoders[i], "rf__decoder_create failed", rc, "");
 	return decoders[i];
