@@ -74,7 +74,10 @@ def main():
     match = {}
     for d in delays:
         ref = uring.get((d, 64))
-        need = next((t for t in threads if ref and pread.get((d, t), 0) >= 0.95 * ref), None)
+        if ref is None:
+            print(f"  {d:g} ms: no io_uring run at io_depth 64 to compare with (--depths without 64)")
+            continue
+        need = next((t for t in threads if pread.get((d, t), 0) >= 0.95 * ref), None)
         match[d] = need
         print(f"  {d:g} ms: io_uring {ref:.0f} images/s; pread "
               + (f"needs {need} threads" if need else f"does not get there with up to {threads[-1]} threads"))

@@ -11,6 +11,10 @@
  *   past its buffer (CVE-2021-42716).
  * - 16-bit PNM is refused: 2.27 reads its big-endian samples as little-endian
  *   (0x8000 decodes as 0), so the pixels would be silently wrong.
+ * - PSD with 4 or more channels is refused: stb "removes the white matte" of
+ *   every pixel whose alpha is not 0 or full, and a colour darker than the
+ *   matte allows makes that a negative float converted to an unsigned char,
+ *   undefined behaviour (a fuzz finding). Gray and RGB PSDs decode.
  *
  * Thread safety: stb keeps load flags in globals; they are never set here, so
  * every thread sees stb's defaults (no vertical flip). Failure strings are
@@ -92,6 +96,11 @@ static const stb_format *sniff(const uint8_t *data, size_t len)
 static uint32_t le16(const uint8_t *p)
 {
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8;
+}
+
+static uint32_t be16(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 8 | p[1];
 }
 
 static uint32_t le32(const uint8_t *p)
@@ -283,6 +292,10 @@ int rf__stb_decode(const rf_config *cfg, const uint8_t *data, size_t len, rf__im
 	err = rf__check_pixels(cfg, w, h, reason, reason_len);
 	if (err)
 		return err;
+	if (!strcmp(f->name, "psd") && len >= 14 && be16(data + 12) >= 4)
+		return rf__fail(reason, reason_len, RF_EFORMAT,
+				"psd: %u channels; PSDs with alpha or extra channels are not supported",
+				(unsigned)be16(data + 12));
 	if (!strcmp(f->name, "pnm") && stbi_is_16_bit_from_memory(data, (int)len))
 		return rf__fail(reason, reason_len, RF_EFORMAT, "pnm: 16-bit samples are not supported");
 	bool exact;

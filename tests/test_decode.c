@@ -399,7 +399,8 @@ Test(decode, hdr_is_refused_as_unsupported)
 Test(broken, fuzz_reproducers_fail_cleanly, .timeout = 30)
 {
 	static const char *const files[] = {"decode_hdr_rle_truncated_hang", "decode_pnm16_convert_overflow",
-					    "decode_png_empty_idat_null_offset", "decode_pnm_header_int_overflow"};
+					    "decode_png_empty_idat_null_offset", "decode_pnm_header_int_overflow",
+					    "decode_psd_matte_float_cast"};
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
 		char path[4096];
 		snprintf(path, sizeof(path), "%s/tests/fuzz/crashes/%s", RF_SOURCE_DIR, files[i]);
@@ -667,23 +668,56 @@ Test(broken, truncated_raw_formats_fail)
 }
 
 /* A raw (uncompressed) RGB PSD of w x h: header, three empty sections, planar channels. */
-static uint8_t *raw_psd(const uint8_t *px, int w, int h, size_t *len)
+/* An uncompressed 8-bit RGB PSD of px (c channels, each stored as a plane). */
+static uint8_t *raw_psd(const uint8_t *px, int w, int h, int c, size_t *len)
 {
 	size_t header = 26 + 4 + 4 + 4 + 2, plane = (size_t)w * h;
-	uint8_t *data = calloc(1, header + 3 * plane);
+	uint8_t *data = calloc(1, header + (size_t)c * plane);
 
+	cr_assert_not_null(data);
 	memcpy(data, "8BPS", 4);
-	data[5] = 1;  /* version */
-	data[13] = 3; /* channels */
+	data[5] = 1;                /* version */
+	data[13] = (uint8_t)c;      /* channels */
 	put_be32(data + 14, (uint32_t)h);
 	put_be32(data + 18, (uint32_t)w);
 	data[23] = 8; /* depth */
 	data[25] = 3; /* RGB; the section lengths and compression that follow stay 0 */
-	for (size_t c = 0; c < 3; c++)
+	for (size_t k = 0; k < (size_t)c; k++)
 		for (size_t i = 0; i < plane; i++)
-			data[header + c * plane + i] = px[i * 3 + c];
-	*len = header + 3 * plane;
+			data[header + k * plane + i] = px[i * (size_t)c + k];
+	*len = header + (size_t)c * plane;
 	return data;
+}
+
+/*
+ * stb 2.27 "removes the white matte" of a 4-channel PSD: a colour darker than
+ * its alpha allows becomes a negative float cast to unsigned char (undefined;
+ * found by fuzz_decode). Such files are refused from the header; RGB decodes.
+ */
+Test(broken, psd_with_alpha_is_refused_and_rgb_psd_decodes)
+{
+	uint8_t rgba[4 * 4 * 4];
+	size_t len;
+
+	for (size_t i = 0; i < sizeof(rgba); i += 4)
+		rgba[i] = 0, rgba[i + 1] = 10, rgba[i + 2] = 20, rgba[i + 3] = 128;
+	uint8_t *data = raw_psd(rgba, 4, 4, 4, &len);
+	rf_config cfg = config(4, 4, 3, RF_FIT_STRETCH);
+	result r = decode(&cfg, data, len);
+	cr_assert_eq(r.code, RF_EFORMAT, "%s", r.reason);
+	cr_assert(strstr(r.reason, "psd: 4 channels"), "%s", r.reason);
+	free(r.px);
+	free(data);
+
+	uint8_t rgb[4 * 4 * 3];
+	for (size_t i = 0; i < sizeof(rgb); i++)
+		rgb[i] = (uint8_t)(i * 5);
+	data = raw_psd(rgb, 4, 4, 3, &len);
+	r = decode(&cfg, data, len);
+	cr_assert_eq(r.code, 0, "%s", r.reason);
+	cr_assert_arr_eq(r.px, rgb, sizeof(rgb));
+	free(r.px);
+	free(data);
 }
 
 /*
@@ -698,7 +732,7 @@ Test(broken, truncated_gif_rle_tga_and_psd_fail)
 	for (size_t f = 0; f < 3; f++) {
 		rf_config cfg = config(32, 32, 3, RF_FIT_COVER);
 		size_t len;
-		uint8_t *data = f == 2 ? raw_psd(px, 64, 48, &len) : encode(fmts[f], 64, 48, 3, px, &len);
+		uint8_t *data = f == 2 ? raw_psd(px, 64, 48, 3, &len) : encode(fmts[f], 64, 48, 3, px, &len);
 		size_t cuts[8], n = 0;
 		result r = decode(&cfg, data, len);
 
