@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# bench_tune.sh DATASET [--limit N=1000] [--delay-ms 2] [--repeat R=3] [--final F=5] [--memory-mb 64]
+# bench_tune.sh DATASET [--limit N=3000] [--delay-ms 2] [--repeat R=3] [--final F=7] [--memory-mb 64]
 #                [--json FILE]
 # The autotuner against a grid search, in one invocation, on two regimes:
 #   decode-bound:  the first N files of DATASET (sorted) in the plain directory, warm page cache;
 #   latency-bound: the same files through slowfs sleeping --delay-ms in every getattr, open, read.
 # Grid: io_uring with decoder.threads 1..4 (1..3 on slowfs) x loader.threads 1,2 x io_depth
-# 1,4,16,64,128 (4..128 on slowfs), and on slowfs the pread backend at 16 and 64 threads. Then the
+# 1,4,16,64,128 (4..128 on slowfs), and on slowfs the pread backend at 16, 32 and 64 threads. Then the
 # default config (everything auto), and auto under limits.memory_mb. Each round runs every
 # configuration once, in turn; R rounds. The best of 40 noisy medians is biased upwards, so the
 # grid only picks the best fixed configuration: F more rounds then run it and auto alternately, and
@@ -24,7 +24,7 @@ usage() {
 [ $# -ge 1 ] || usage
 dataset=$1
 shift
-limit=1000 delay=2 repeat=3 final=5 memory_mb=64 json=""
+limit=3000 delay=2 repeat=3 final=7 memory_mb=64 json=""
 while [ $# -gt 0 ]; do
 	[ $# -ge 2 ] || usage
 	case "$1" in
@@ -89,7 +89,7 @@ for round in $(seq 0 $((repeat - 1))); do
 	rf "$round" latency "$work/slow.txt" auto
 	rf "$round" latency "$work/slow.txt" "auto memory_mb=$memory_mb" --set limits.memory_mb="$memory_mb"
 	grid "$round" latency "$work/slow.txt" "1 2 3" "4 16 64 128"
-	for ld in 16 64; do
+	for ld in 16 32 64; do
 		rf "$round" latency "$work/slow.txt" "pread dec=2 ld=$ld" --set loader.backend=pread \
 			--set decoder.threads=2 --set loader.threads="$ld"
 	done
