@@ -1,9 +1,10 @@
 /*
  * io_uring loader: each loader thread owns one ring and keeps up to
  * loader.io_depth files in flight (with io_depth = auto, as many as the
- * autotuner allows now, up to what the ring was sized for). Per file: openat and statx go out together
- * (opening never waits behind reads), then one read of the whole file,
- * continued on short reads, then a close that nobody waits for. Submissions
+ * autotuner allows now, up to what the ring was sized for). Per file: openat
+ * (opening never waits behind reads), then statx of the opened file, then one
+ * read of the whole file, continued on short reads, then a close that nobody
+ * waits for. Submissions
  * are batched: every SQE prepared in a pass goes to the kernel in one
  * io_uring_submit_and_wait_timeout call, which also reaps.
  */
@@ -32,7 +33,6 @@ struct request {
 	rf__item *item;
 	struct statx stx;
 	int open_res, stat_res;
-	int pending; /* open + statx outstanding */
 };
 
 struct loader {
@@ -91,7 +91,14 @@ static void queue_op(struct loader *l, int req, enum op op)
 		io_uring_prep_openat(sqe, AT_FDCWD, path, O_RDONLY | O_NONBLOCK | O_CLOEXEC, 0);
 		break;
 	case OP_STATX:
-		io_uring_prep_statx(sqe, AT_FDCWD, path, 0, STATX_TYPE | STATX_SIZE, &r->stx);
+		/*
+		 * Of the opened file, with the attributes its open brought
+		 * (DONT_SYNC). By path, or synced, this costs FUSE, NFS and the
+		 * like up to three more round trips to the server per file
+		 * (directory and file attributes, lookup) for the same answer.
+		 */
+		io_uring_prep_statx(sqe, item->fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE | STATX_SIZE,
+				    &r->stx);
 		break;
 	case OP_READ:
 		io_uring_prep_read(sqe, item->fd, item->data + item->len, (unsigned)rf__loader_read_len(item),
@@ -153,7 +160,7 @@ static void unpark(struct loader *l)
 	l->parked_count = kept;
 }
 
-/* Both openat and statx are back: check the file and start reading it. */
+/* openat failed, or statx is back: check the file and start reading it. */
 static void opened(struct loader *l, int req)
 {
 	struct request *r = &l->reqs[req];
@@ -194,10 +201,19 @@ static void completed(struct loader *l, uint64_t data, int res)
 		queue_op(l, req, op);
 		return;
 	}
-	if (op == OP_OPEN || op == OP_STATX) {
-		*(op == OP_OPEN ? &r->open_res : &r->stat_res) = res;
-		if (--r->pending == 0)
+	if (op == OP_OPEN) {
+		r->open_res = res;
+		if (res < 0) {
 			opened(l, req);
+			return;
+		}
+		item->fd = res;
+		queue_op(l, req, OP_STATX);
+		return;
+	}
+	if (op == OP_STATX) {
+		r->stat_res = res;
+		opened(l, req);
 		return;
 	}
 	if (res < 0)
@@ -235,9 +251,8 @@ static void fill(struct loader *l)
 			return;
 		}
 		int req = l->free_reqs[--l->free_count];
-		l->reqs[req] = (struct request){.item = item, .pending = 2};
+		l->reqs[req] = (struct request){.item = item};
 		queue_op(l, req, OP_OPEN);
-		queue_op(l, req, OP_STATX);
 	}
 }
 
