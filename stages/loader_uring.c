@@ -4,9 +4,8 @@
  * autotuner allows now, up to what the ring was sized for). Per file: openat
  * (opening never waits behind reads), then statx of the opened file, then one
  * read of the whole file, continued on short reads, then a close that nobody
- * waits for. Submissions
- * are batched: every SQE prepared in a pass goes to the kernel in one
- * io_uring_submit_and_wait_timeout call, which also reaps.
+ * waits for. Submissions are batched: every SQE prepared in a pass goes to the
+ * kernel in one io_uring_submit_and_wait_timeout call, which also reaps.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -165,8 +164,6 @@ static void opened(struct loader *l, int req)
 {
 	struct request *r = &l->reqs[req];
 	rf__item *item = r->item;
-	if (r->open_res >= 0)
-		item->fd = r->open_res;
 	if (r->open_res < 0)
 		rf__item_fail(item, RF_EIO, "open: %s", strerror(-r->open_res));
 	else if (r->stat_res < 0)
