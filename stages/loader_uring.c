@@ -31,7 +31,6 @@ enum op { OP_OPEN = 1, OP_STATX, OP_READ, OP_CLOSE };
 struct request {
 	rf__item *item;
 	struct statx stx;
-	int open_res, stat_res;
 };
 
 struct loader {
@@ -82,12 +81,12 @@ static void queue_op(struct loader *l, int req, enum op op)
 {
 	struct request *r = &l->reqs[req];
 	rf__item *item = r->item;
-	const char *path = l->p->source.paths[item->index];
 	struct io_uring_sqe *sqe = get_sqe(l);
 	switch (op) {
 	case OP_OPEN:
 		/* O_NONBLOCK: a FIFO must not block the open; cleared before reading. */
-		io_uring_prep_openat(sqe, AT_FDCWD, path, O_RDONLY | O_NONBLOCK | O_CLOEXEC, 0);
+		io_uring_prep_openat(sqe, AT_FDCWD, l->p->source.paths[item->index],
+				     O_RDONLY | O_NONBLOCK | O_CLOEXEC, 0);
 		break;
 	case OP_STATX:
 		/*
@@ -96,8 +95,8 @@ static void queue_op(struct loader *l, int req, enum op op)
 		 * like up to three more round trips to the server per file
 		 * (directory and file attributes, lookup) for the same answer.
 		 */
-		io_uring_prep_statx(sqe, item->fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE | STATX_SIZE,
-				    &r->stx);
+		io_uring_prep_statx(sqe, item->fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC,
+				    STATX_TYPE | STATX_SIZE, &r->stx);
 		break;
 	case OP_READ:
 		io_uring_prep_read(sqe, item->fd, item->data + item->len, (unsigned)rf__loader_read_len(item),
@@ -159,15 +158,11 @@ static void unpark(struct loader *l)
 	l->parked_count = kept;
 }
 
-/* openat failed, or statx is back: check the file and start reading it. */
+/* The opened file's statx is back (or has failed the item): check it and start reading. */
 static void opened(struct loader *l, int req)
 {
 	struct request *r = &l->reqs[req];
 	rf__item *item = r->item;
-	if (r->open_res < 0)
-		rf__item_fail(item, RF_EIO, "open: %s", strerror(-r->open_res));
-	else if (r->stat_res < 0)
-		rf__item_fail(item, RF_EIO, "stat: %s", strerror(-r->stat_res));
 	if (item->status != 0 || !rf__loader_check_file(l->p, item, r->stx.stx_mode, r->stx.stx_size) ||
 	    item->size == 0 || atomic_load(&l->p->canceled)) {
 		finish(l, req);
@@ -199,9 +194,9 @@ static void completed(struct loader *l, uint64_t data, int res)
 		return;
 	}
 	if (op == OP_OPEN) {
-		r->open_res = res;
 		if (res < 0) {
-			opened(l, req);
+			rf__item_fail(item, RF_EIO, "open: %s", strerror(-res));
+			finish(l, req);
 			return;
 		}
 		item->fd = res;
@@ -209,7 +204,8 @@ static void completed(struct loader *l, uint64_t data, int res)
 		return;
 	}
 	if (op == OP_STATX) {
-		r->stat_res = res;
+		if (res < 0)
+			rf__item_fail(item, RF_EIO, "stat: %s", strerror(-res));
 		opened(l, req);
 		return;
 	}
