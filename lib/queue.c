@@ -14,6 +14,7 @@ int rf__queue_init(rf__queue *q, size_t capacity, int producers)
 	if (capacity == 0 || producers < 1)
 		return RF_EINVAL;
 	*q = (rf__queue){.capacity = capacity, .producers = producers};
+	q->wake_producers_at = capacity - (capacity / 2 > 1 ? capacity / 2 : 1);
 	q->slots = calloc(capacity, sizeof(*q->slots));
 	if (!q->slots)
 		return RF_ENOMEM;
@@ -82,7 +83,10 @@ static int wait_while(rf__queue *q, pthread_cond_t *cond, bool (*blocked)(const 
 static int push(rf__queue *q, void *item, enum wait_kind kind, uint64_t timeout_ns)
 {
 	pthread_mutex_lock(&q->lock);
+	/* Only a pop can see this, and only while wait_while has the lock released in a wait. */
+	q->push_waiters++;
 	int rc = wait_while(q, &q->not_full, push_blocked, kind, timeout_ns, &q->push_wait_ns);
+	q->push_waiters--;
 	if (rc == 0 && q->closed)
 		rc = RF_ECLOSED;
 	if (rc == 0) {
@@ -107,7 +111,20 @@ static int pop(rf__queue *q, void **item, enum wait_kind kind, uint64_t timeout_
 		*item = q->slots[q->head];
 		q->head = (q->head + 1) % q->capacity;
 		q->count--;
-		pthread_cond_signal(&q->not_full);
+		/*
+		 * Blocked producers wake once half the queue is free, as many as
+		 * there are free slots, not one per pop: a loader behind busy
+		 * decoders would otherwise be woken (and a decoder preempted) for
+		 * every item. No deadlock: a consumer that can pop keeps popping down
+		 * to the mark, and an item pushed sooner could only be taken by such
+		 * a consumer. Below the mark (producers woken but not yet run), one
+		 * more per pop.
+		 */
+		if (q->push_waiters > 0 && q->count <= q->wake_producers_at) {
+			size_t wake = q->count == q->wake_producers_at ? q->capacity - q->count : 1;
+			for (size_t i = 0; i < wake && i < (size_t)q->push_waiters; i++)
+				pthread_cond_signal(&q->not_full);
+		}
 	}
 	pthread_mutex_unlock(&q->lock);
 	return rc;

@@ -1,7 +1,9 @@
 /*
  * Bounded blocking queue of pointers: a ring buffer under one mutex with two
  * condition variables (not_empty, not_full). A full queue blocks producers
- * (back-pressure); an empty one blocks consumers.
+ * (back-pressure); an empty one blocks consumers. Producers blocked on a
+ * full queue are woken together once it is half empty (wake_producers_at),
+ * not at every pop, so a fast producer wakes once per half queue.
  *
  * Closing: each producer calls rf__queue_producer_done when it finishes; the
  * queue closes when the last one does (or at once on rf__queue_close). After
@@ -30,6 +32,8 @@ typedef struct rf__queue {
 	size_t head;  /* next to pop */
 	size_t count;
 	size_t peak;
+	size_t wake_producers_at; /* blocked producers wake when count falls to this */
+	int push_waiters;         /* producers inside push (waiting, when a pop sees it) */
 	int producers;  /* open producers; the queue closes when it reaches 0 */
 	bool closed;
 	bool canceled;

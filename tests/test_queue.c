@@ -333,6 +333,52 @@ Test(queue, push_wakes_blocked_pop_and_pop_wakes_blocked_push, .timeout = 10)
 	rf__queue_destroy(&q);
 }
 
+/* Waits until a producer is inside its wait on the full queue (it holds the lock until then). */
+static void wait_for_blocked_push(rf__queue *q)
+{
+	for (;;) {
+		pthread_mutex_lock(&q->lock);
+		int waiters = q->push_waiters;
+		pthread_mutex_unlock(&q->lock);
+		if (waiters > 0)
+			return;
+		sleep_ms(1);
+	}
+}
+
+Test(queue, blocked_push_wakes_only_once_half_drained, .timeout = 10)
+{
+	rf__queue q;
+	make(&q, 8, 1);
+	for (uintptr_t i = 0; i < 8; i++)
+		cr_assert_eq(rf__queue_push(&q, item(i)), 0);
+	struct waiter pusher = {.q = &q, .value = item(8), .rc = 1};
+	pthread_t t;
+	cr_assert_eq(pthread_create(&t, NULL, push_thread, &pusher), 0);
+	wait_for_blocked_push(&q);
+
+	void *v;
+	for (uintptr_t i = 0; i < 3; i++) {
+		cr_assert_eq(rf__queue_pop(&q, &v), 0);
+		cr_assert_eq((uintptr_t)v, i);
+	}
+	sleep_ms(100);
+	rf__queue_snapshot s;
+	rf__queue_snapshot_get(&q, &s);
+	cr_assert_eq(s.depth, 5, "3 pops of 8 leave the producer asleep (depth %zu)", s.depth);
+
+	cr_assert_eq(rf__queue_pop(&q, &v), 0); /* down to 4 of 8: the producer wakes */
+	cr_assert_eq(pthread_join(t, NULL), 0);
+	cr_assert_eq(pusher.rc, 0);
+	rf__queue_snapshot_get(&q, &s);
+	cr_assert_eq(s.depth, 5);
+	for (uintptr_t i = 4; i <= 8; i++) {
+		cr_assert_eq(rf__queue_pop(&q, &v), 0);
+		cr_assert_eq((uintptr_t)v, i, "order kept across the wait");
+	}
+	rf__queue_destroy(&q);
+}
+
 Test(queue, wait_time_recorded_per_side, .timeout = 10)
 {
 	rf__queue q;
