@@ -275,10 +275,20 @@ static int loader_init(struct loader *l, rf_pipeline *p)
 		l->free_reqs[l->free_count++] = l->depth - 1 - i;
 	/* Room for an open + statx per file and a close per finished file. */
 	unsigned entries = (unsigned)l->depth * 2 + 8;
-	struct io_uring_params params = {.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN};
-	int rc = io_uring_queue_init_params(entries, &l->ring, &params);
-	if (rc == -EINVAL) /* older kernel: no such flags */
-		rc = io_uring_queue_init(entries, &l->ring, 0);
+	/*
+	 * Completions from io-wq workers (FUSE, NFS: every op) are run as task
+	 * work on this thread. DEFER_TASKRUN (Linux 6.1) runs it only when the
+	 * loader asks for completions, instead of interrupting it (and waking it
+	 * from a blocked push) once per completion; COOP_TASKRUN at least spares
+	 * the inter-processor interrupt; older kernels get neither.
+	 */
+	static const unsigned setups[] = {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+					  IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN, 0};
+	int rc = -EINVAL;
+	for (size_t i = 0; rc == -EINVAL && i < sizeof(setups) / sizeof(setups[0]); i++) {
+		struct io_uring_params params = {.flags = setups[i]};
+		rc = io_uring_queue_init_params(entries, &l->ring, &params);
+	}
 	if (rc < 0) {
 		rf__pipeline_fail(p, RF_ESYS, "io_uring_queue_init: %s", strerror(-rc));
 		return RF_ESYS;
