@@ -4,7 +4,9 @@
  * autotuner allows now, up to what the ring was sized for). Per file: openat
  * (opening never waits behind reads), then statx of the opened file, then one
  * read of the whole file, continued on short reads, then a close that nobody
- * waits for. Submissions are batched: every SQE prepared in a pass goes to the
+ * waits for. The statx is a plain system call: it is answered from the inode
+ * the open has just filled in, and through the ring it would cost an io-wq
+ * worker wake-up per file. Submissions are batched: every SQE prepared in a pass goes to the
  * kernel in one io_uring_submit_and_wait_timeout call, which also reaps.
  */
 #include <errno.h>
@@ -19,7 +21,7 @@
 #include "clock.h"
 #include "pipeline.h"
 
-enum op { OP_OPEN = 1, OP_STATX, OP_READ, OP_CLOSE };
+enum op { OP_OPEN = 1, OP_READ, OP_CLOSE };
 #define OP_BITS 3
 #define OP_MASK ((1u << OP_BITS) - 1)
 /* How often a waiting loader looks at the cancel flag. */
@@ -30,7 +32,6 @@ enum op { OP_OPEN = 1, OP_STATX, OP_READ, OP_CLOSE };
 /* One file in flight. */
 struct request {
 	rf__item *item;
-	struct statx stx;
 };
 
 struct loader {
@@ -54,13 +55,13 @@ int rf__uring_probe(char *why, size_t why_len)
 		return RF_ESYS;
 	}
 	struct io_uring_probe *probe = io_uring_get_probe_ring(&ring);
-	static const int needed[] = {IORING_OP_OPENAT, IORING_OP_STATX, IORING_OP_READ, IORING_OP_CLOSE};
+	static const int needed[] = {IORING_OP_OPENAT, IORING_OP_READ, IORING_OP_CLOSE};
 	rc = 0;
 	for (size_t i = 0; probe && i < sizeof(needed) / sizeof(needed[0]); i++)
 		if (!io_uring_opcode_supported(probe, needed[i]))
 			rc = RF_ESYS;
 	if (!probe || rc != 0)
-		snprintf(why, why_len, "kernel lacks io_uring openat/statx/read/close");
+		snprintf(why, why_len, "kernel lacks io_uring openat/read/close");
 	io_uring_free_probe(probe);
 	io_uring_queue_exit(&ring);
 	return probe ? rc : RF_ESYS;
@@ -87,16 +88,6 @@ static void queue_op(struct loader *l, int req, enum op op)
 		/* O_NONBLOCK: a FIFO must not block the open; cleared before reading. */
 		io_uring_prep_openat(sqe, AT_FDCWD, l->p->source.paths[item->index],
 				     O_RDONLY | O_NONBLOCK | O_CLOEXEC, 0);
-		break;
-	case OP_STATX:
-		/*
-		 * Of the opened file, with the attributes its open brought
-		 * (DONT_SYNC). By path, or synced, this costs FUSE, NFS and the
-		 * like up to three more round trips to the server per file
-		 * (directory and file attributes, lookup) for the same answer.
-		 */
-		io_uring_prep_statx(sqe, item->fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC,
-				    STATX_TYPE | STATX_SIZE, &r->stx);
 		break;
 	case OP_READ:
 		io_uring_prep_read(sqe, item->fd, item->data + item->len, (unsigned)rf__loader_read_len(item),
@@ -158,12 +149,19 @@ static void unpark(struct loader *l)
 	l->parked_count = kept;
 }
 
-/* The opened file's statx is back (or has failed the item): check it and start reading. */
+/*
+ * The file is open: size it and start reading. Of the opened file, with the
+ * attributes its open brought (DONT_SYNC): by path, or synced, this would cost
+ * FUSE, NFS and the like up to three more round trips to the server per file
+ * (directory and file attributes, lookup) for the same answer.
+ */
 static void opened(struct loader *l, int req)
 {
-	struct request *r = &l->reqs[req];
-	rf__item *item = r->item;
-	if (item->status != 0 || !rf__loader_check_file(l->p, item, r->stx.stx_mode, r->stx.stx_size) ||
+	rf__item *item = l->reqs[req].item;
+	struct statx stx;
+	if (statx(item->fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE | STATX_SIZE, &stx) != 0)
+		rf__item_fail(item, RF_EIO, "stat: %s", strerror(errno));
+	if (item->status != 0 || !rf__loader_check_file(l->p, item, stx.stx_mode, stx.stx_size) ||
 	    item->size == 0 || atomic_load(&l->p->canceled)) {
 		finish(l, req);
 		return;
@@ -200,12 +198,6 @@ static void completed(struct loader *l, uint64_t data, int res)
 			return;
 		}
 		item->fd = res;
-		queue_op(l, req, OP_STATX);
-		return;
-	}
-	if (op == OP_STATX) {
-		if (res < 0)
-			rf__item_fail(item, RF_EIO, "stat: %s", strerror(-res));
 		opened(l, req);
 		return;
 	}
@@ -273,7 +265,7 @@ static int loader_init(struct loader *l, rf_pipeline *p)
 	}
 	for (int i = 0; i < l->depth; i++)
 		l->free_reqs[l->free_count++] = l->depth - 1 - i;
-	/* Room for an open + statx per file and a close per finished file. */
+	/* Room for an open or a read per file and a close per finished file. */
 	unsigned entries = (unsigned)l->depth * 2 + 8;
 	/*
 	 * Completions from io-wq workers (FUSE, NFS: every op) are run as task
@@ -294,7 +286,7 @@ static int loader_init(struct loader *l, rf_pipeline *p)
 		return RF_ESYS;
 	}
 	/*
-	 * Opens, statx and reads that cannot finish at once (page cache misses,
+	 * Opens, reads and closes that cannot finish at once (page cache misses,
 	 * FUSE and network file systems) run on the kernel's io-wq workers, of
 	 * which a ring gets min(SQ entries, 4 x CPUs) by default: 8 here, which
 	 * would cap a 64-deep loader on 2 ms storage at ~1000 ops/s. Allow one
