@@ -27,6 +27,19 @@ def fmt_row(label, keys, values):
     return f"{label:<12}{cells}"
 
 
+def round_ratios(runs):
+    """The target ratio within each round: how much of the spread is the machine drifting."""
+    out = []
+    for rd in sorted({r["round"] for r in runs}):
+        mine = [r for r in runs if r["round"] == rd]
+        plain = [r["images_per_second"] for r in mine if r["storage"] == "plain"]
+        slow = [r["images_per_second"] for r in mine if r["storage"] == "slowfs" and r["system"] == "ringfeed"
+                and r["backend"] == "io_uring" and r["delay_ms"] == 2.0 and r["io_depth"] == 64]
+        if plain and slow:
+            out.append(slow[0] / plain[0])
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("runs")
@@ -90,6 +103,10 @@ def main():
               f"{ratio:.3f}x  {'met' if ratio >= TARGET else 'NOT met'}")
         if fuse0:
             print(f"  (against slowfs at 0 ms, which pays the same FUSE CPU cost: {at2 / fuse0:.3f}x)")
+        paired = round_ratios(runs)
+        if paired:
+            print(f"  per round, against that round's plain run: {' '.join(f'{x:.3f}' for x in paired)}"
+                  f"  (median {statistics.median(paired):.3f})")
 
     if args.json:
         out = {"images": images, "rounds": rounds, "failed": failed, "plain": plain, "slowfs_0ms": fuse0,
