@@ -79,8 +79,21 @@ def head_to_head(rows, regime, runs):
           f"(min {best['min']:.0f}, max {best['max']:.0f})")
     print(f"  target: auto / best fixed >= {TARGET}: measured {ratio:.3f}  {'met' if ratio >= TARGET else 'NOT met'}"
           f"; auto chose {choices(auto['tuned'])}")
+    # Each round runs the two back to back, so their ratio within a round cancels most of the
+    # machine's drift between rounds.
+    final = [r for r in runs if r["regime"] == regime + "-final"]
+    paired = []
+    for rd in sorted({r["round"] for r in final}):
+        a = [r["images_per_second"] for r in final if r["round"] == rd and r["config"] == "auto"]
+        b = [r["images_per_second"] for r in final if r["round"] == rd and r["config"] == "best fixed"]
+        if a and b:
+            paired.append(a[0] / b[0])
+    ahead = sum(x >= 1 for x in paired)
+    print(f"  per round, auto / best fixed: {' '.join(f'{x:.3f}' for x in paired)}"
+          f"  (median {statistics.median(paired):.3f}; auto ahead in {ahead} of {len(paired)})")
     return {"final_auto_median": auto["median"], "final_best_median": best["median"], "final_best_sets": sets,
-            "ratio": ratio, "met": ratio >= TARGET, "auto_chose": choices(auto["tuned"])}
+            "ratio": ratio, "met": ratio >= TARGET, "auto_chose": choices(auto["tuned"]),
+            "round_ratios": paired, "round_ratio_median": statistics.median(paired)}
 
 
 def main():
