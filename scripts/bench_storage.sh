@@ -3,8 +3,8 @@
 #                  [--pread-threads 1,2,4,8,16,32,64] [--pool-workers 2,8,32,64] [--repeat R=3]
 #                  [--json FILE] [--plot FILE]
 # Images/s over slow storage: the first N files of DATASET (sorted) served by slowfs (a FUSE
-# passthrough that sleeps the given milliseconds in every getattr, open and read), against the same
-# files in the plain directory (warm page cache). At each delay: one io_uring loader thread at each
+# passthrough answering every lookup, getattr, open and read the given milliseconds late), against
+# the same files in the plain directory (warm page cache). At each delay: one io_uring loader at each
 # io_depth, the pread backend at each loader.threads, and (at 2 ms) the PIL thread-pool recipe at
 # each worker count. As root it also reads the plain directory with a cold page cache
 # (echo 3 > /proc/sys/vm/drop_caches before each run), buffered and with loader.direct_io.

@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
-# bench_tune.sh DATASET [--limit N=3000] [--delay-ms 2] [--repeat R=3] [--final F=7] [--memory-mb 64]
+# bench_tune.sh DATASET [--limit N=3000] [--delay-ms 2] [--repeat R=3] [--final F=11] [--memory-mb 64]
 #                [--json FILE]
 # The autotuner against a grid search, in one invocation, on two regimes:
 #   decode-bound:  the first N files of DATASET (sorted) in the plain directory, warm page cache;
-#   latency-bound: the same files through slowfs sleeping --delay-ms in every getattr, open, read.
+#   latency-bound: the same files through slowfs, answering every lookup, getattr, open, read --delay-ms late.
 # Grid: io_uring with decoder.threads 1..4 (1..3 on slowfs) x loader.threads 1,2 x io_depth
 # 1,4,16,64,128 (4..128 on slowfs), and on slowfs the pread backend at 16, 32 and 64 threads. Then the
 # default config (everything auto), and auto under limits.memory_mb. Each round runs every
 # configuration once, in turn; R rounds. The best of 40 noisy medians is biased upwards, so the
 # grid only picks the best fixed configuration: F more rounds then run it and auto alternately, and
-# their medians give the ratio (target >= 0.95). The report also gives what auto chose and peak
-# RSS. `ringfeed run --consumer null`. Needs root or fusermount3 (Debian fuse3); installs what is
-# missing.
+# their medians give the ratio (target >= 0.95), also given within each round. The report also
+# gives what auto chose and peak RSS. `ringfeed run --consumer null`. Needs root or fusermount3
+# (Debian fuse3); installs what is missing.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 py=/usr/bin/python3
@@ -24,7 +24,7 @@ usage() {
 [ $# -ge 1 ] || usage
 dataset=$1
 shift
-limit=3000 delay=2 repeat=3 final=7 memory_mb=64 json=""
+limit=3000 delay=2 repeat=3 final=11 memory_mb=64 json=""
 while [ $# -gt 0 ]; do
 	[ $# -ge 2 ] || usage
 	case "$1" in

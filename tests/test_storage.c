@@ -1,7 +1,7 @@
 /*
  * Storage with latency: both loader backends over slowfs (tests/slowfs), a
- * FUSE passthrough that sleeps in getattr, open and read. Skipped, with the
- * reason, where FUSE cannot be used.
+ * FUSE passthrough answering lookup, getattr, open and read late. Skipped,
+ * with the reason, where FUSE cannot be used.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
