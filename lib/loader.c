@@ -1,4 +1,5 @@
 /* What every loader backend shares: taking inputs, checking files, handing items on. */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -64,18 +65,29 @@ static const char *file_kind(unsigned mode)
 	return "not a regular file";
 }
 
-bool rf__loader_check_file(rf_pipeline *p, rf__item *item, unsigned mode, uint64_t size)
+/*
+ * Of the opened file, with the attributes its open brought (DONT_SYNC): it
+ * never waits for I/O, where by path, or synced, FUSE, NFS and the like would
+ * make up to three more round trips to the server per file (directory and
+ * file attributes, lookup) for the same answer.
+ */
+bool rf__loader_size_file(rf_pipeline *p, rf__item *item, int fd)
 {
-	if (!S_ISREG(mode)) {
-		rf__item_fail(item, RF_EIO, "not a regular file: %s", file_kind(mode));
+	struct statx st;
+	if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE | STATX_SIZE, &st) != 0) {
+		rf__item_fail(item, RF_EIO, "stat: %s", strerror(errno));
 		return false;
 	}
-	if (size > p->cfg.limits.max_file_bytes) {
+	if (!S_ISREG(st.stx_mode)) {
+		rf__item_fail(item, RF_EIO, "not a regular file: %s", file_kind(st.stx_mode));
+		return false;
+	}
+	if (st.stx_size > p->cfg.limits.max_file_bytes) {
 		rf__item_fail(item, RF_ETOOBIG, "file is %llu bytes, over limits.max_file_bytes %llu",
-			      (unsigned long long)size, (unsigned long long)p->cfg.limits.max_file_bytes);
+			      (unsigned long long)st.stx_size, (unsigned long long)p->cfg.limits.max_file_bytes);
 		return false;
 	}
-	item->size = size;
+	item->size = st.stx_size;
 	return true;
 }
 

@@ -137,9 +137,12 @@ void rf__item_fail(rf__item *item, int code, const char *fmt, ...) __attribute__
  * *rc = RF_EOF when every input has been taken, RF_ECANCELED on cancel.
  */
 rf__item *rf__loader_take_item(rf_pipeline *p, bool wait, int *rc);
-/* Checks what stat said before reading: regular file, under max_file_bytes.
- * Returns false with the item failed otherwise. */
-bool rf__loader_check_file(rf_pipeline *p, rf__item *item, unsigned mode, uint64_t size);
+/*
+ * Stats the opened fd (the attributes its open brought, no round trip to a
+ * server) and checks the file before reading: regular, under max_file_bytes.
+ * Sets item->size; returns false with the item failed otherwise.
+ */
+bool rf__loader_size_file(rf_pipeline *p, rf__item *item, int fd);
 /*
  * The name of path's file system if it serves every operation by blocking a
  * thread (FUSE, NFS, SMB, Ceph, 9p): io_uring then hands each operation to a

@@ -20,16 +20,7 @@ static void read_item(rf_pipeline *p, rf__item *item)
 		rf__item_fail(item, RF_EIO, "open: %s", strerror(errno));
 		return;
 	}
-	/*
-	 * The attributes the open's lookup brought (AT_STATX_DONT_SYNC): on
-	 * FUSE, NFS and the like an fstat would be one more round trip to the
-	 * server per file for the same answer.
-	 */
-	struct statx st;
-	if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE | STATX_SIZE, &st) != 0) {
-		rf__item_fail(item, RF_EIO, "stat: %s", strerror(errno));
-	} else if (rf__loader_check_file(p, item, st.stx_mode, st.stx_size) &&
-		   rf__loader_reserve(p, item, true) == RF__RESERVED) {
+	if (rf__loader_size_file(p, item, fd) && rf__loader_reserve(p, item, true) == RF__RESERVED) {
 		rf__loader_read_mode(p, item, fd);
 		while (item->len < item->size) {
 			ssize_t n = pread(fd, item->data + item->len, rf__loader_read_len(item), (off_t)item->len);

@@ -150,20 +150,11 @@ static void unpark(struct loader *l)
 	l->parked_count = kept;
 }
 
-/*
- * The file is open: size it and start reading. Of the opened file, with the
- * attributes its open brought (DONT_SYNC): by path, or synced, this would cost
- * FUSE, NFS and the like up to three more round trips to the server per file
- * (directory and file attributes, lookup) for the same answer.
- */
+/* The file is open: size it (rf__loader_size_file) and start reading. */
 static void opened(struct loader *l, int req)
 {
 	rf__item *item = l->reqs[req].item;
-	struct statx stx;
-	if (statx(item->fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE | STATX_SIZE, &stx) != 0)
-		rf__item_fail(item, RF_EIO, "stat: %s", strerror(errno));
-	if (item->status != 0 || !rf__loader_check_file(l->p, item, stx.stx_mode, stx.stx_size) ||
-	    item->size == 0 || atomic_load(&l->p->canceled)) {
+	if (!rf__loader_size_file(l->p, item, item->fd) || item->size == 0 || atomic_load(&l->p->canceled)) {
 		finish(l, req);
 		return;
 	}
