@@ -667,8 +667,10 @@ Test(broken, truncated_raw_formats_fail)
 	free(px);
 }
 
-/* A raw (uncompressed) RGB PSD of w x h: header, three empty sections, planar channels. */
-/* An uncompressed 8-bit RGB PSD of px (c channels, each stored as a plane). */
+/*
+ * An uncompressed 8-bit RGB PSD of px, w x h with c channels: header, three
+ * empty sections, one plane per channel.
+ */
 static uint8_t *raw_psd(const uint8_t *px, int w, int h, int c, size_t *len)
 {
 	size_t header = 26 + 4 + 4 + 4 + 2, plane = (size_t)w * h;
