@@ -1,6 +1,8 @@
 /* Pipeline lifecycle: create, add inputs, start threads, pull batches, cancel, close. */
 #include "pipeline.h"
 
+#include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -247,10 +249,27 @@ static void thread_exit_counters(rf__stage_counters *st, uint64_t started)
 	atomic_fetch_sub(&st->running, 1);
 }
 
+/*
+ * Loader threads, and the io_uring workers they spawn (which inherit the
+ * policy), wake for every completion; under the default policy each wake-up
+ * may preempt a decoder mid-image. SCHED_BATCH keeps their share of the CPU
+ * but lets them wait until a running thread's time slice ends, so completions
+ * are handled several at a time and the decoders keep their caches. The
+ * queues and the files in flight absorb the few milliseconds this can add.
+ * Only from the default policy: a real-time process keeps what it chose.
+ */
+static void loader_batch_scheduling(void)
+{
+	struct sched_param none = {0};
+	if (sched_getscheduler(0) == SCHED_OTHER)
+		(void)pthread_setschedparam(pthread_self(), SCHED_BATCH, &none);
+}
+
 static void *loader_main(void *arg)
 {
 	rf_pipeline *p = arg;
 	uint64_t started = rf__now_ns();
+	loader_batch_scheduling();
 	if (p->backend == RF_BACKEND_IO_URING)
 		rf__loader_uring_run(p);
 	else

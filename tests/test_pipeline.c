@@ -1,10 +1,12 @@
 /* Whole pipeline runs: ordering, accounting of every item, both APIs, cancel, stats. */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <grp.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -489,6 +491,57 @@ Test(pipeline, close_while_running_stops_everything, .timeout = 60)
 	rf_pipeline_close(p); /* threads mid-flight: must join and free without leaks */
 	tfs_rmtree(dir);
 	free(dir);
+}
+
+/* Threads of this process under SCHED_BATCH. */
+static int batch_threads(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	cr_assert_not_null(d);
+	int n = 0;
+	struct dirent *e;
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.' && sched_getscheduler(atoi(e->d_name)) == SCHED_BATCH)
+			n++;
+	closedir(d);
+	return n;
+}
+
+/* Loader threads (and only they) run batch-scheduled; `at_least` allows for io_uring's workers. */
+static void check_batch_scheduled(rf_backend backend, int loaders, bool at_least)
+{
+	char *dir = make_dataset(300);
+	rf_config cfg;
+	base_config(&cfg);
+	cfg.loader.backend = backend;
+	cfg.loader.threads = loaders;
+	cr_assert_eq(batch_threads(), 0);
+	rf_pipeline *p = open_started(&cfg, dir);
+	rf_batch *b;
+	cr_assert_eq(rf_pipeline_next(p, &b), 0);
+	/* Holding the batch stalls the pipeline long before 300 files: the loaders stay alive. */
+	int n = 0;
+	for (int i = 0; i < 500 && (n = batch_threads()) < loaders; i++)
+		usleep(10000);
+	if (at_least)
+		cr_assert_geq(n, loaders);
+	else
+		cr_assert_eq(n, loaders, "%d threads batch-scheduled, want the %d loaders", n, loaders);
+	cr_assert_eq(sched_getscheduler(0), SCHED_OTHER, "the caller's policy changed");
+	rf_batch_release(b);
+	rf_pipeline_close(p);
+	/* Joined; io_uring's workers may take a moment longer to go. */
+	for (int i = 0; i < 500 && (n = batch_threads()) > 0; i++)
+		usleep(10000);
+	cr_assert_eq(n, 0, "%d batch-scheduled threads left after close", n);
+	tfs_rmtree(dir);
+	free(dir);
+}
+
+Test(pipeline, loader_threads_are_batch_scheduled, .timeout = 60)
+{
+	check_batch_scheduled(RF_BACKEND_PREAD, 2, false);
+	check_batch_scheduled(RF_BACKEND_IO_URING, 1, true);
 }
 
 Test(pipeline, empty_input_ends_at_once, .timeout = 30)
