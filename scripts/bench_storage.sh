@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench_storage.sh DATASET [--limit N=500] [--delays 0.5,2,10] [--depths 1,2,4,8,16,32,64,128]
 #                  [--pread-threads 1,2,4,8,16,32,64] [--pool-workers 2,8,32,64] [--repeat R=3]
-#                  [--json FILE] [--plot FILE]
+#                  [--slowfs-args ARGS] [--json FILE] [--plot FILE]
 # Images/s over slow storage: the first N files of DATASET (sorted) served by slowfs (a FUSE
 # passthrough answering every lookup, getattr, open and read the given milliseconds late), against
 # the same files in the plain directory (warm page cache). At each delay: one io_uring loader at each
@@ -10,21 +10,22 @@
 # (echo 3 > /proc/sys/vm/drop_caches before each run), buffered and with loader.direct_io.
 # ringfeed runs are `ringfeed run --consumer null` with the default config plus the loader
 # settings. Prints medians, the io_depth curve and the target; --json writes every run, --plot a
-# PNG of the curves. Needs root or fusermount3 (Debian fuse3); installs what is missing.
+# PNG of the curves. --slowfs-args adds options to every slowfs mount (e.g. "--batch").
+# Needs root or fusermount3 (Debian fuse3); installs what is missing.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 py=/usr/bin/python3
 build=${RF_BENCH_BUILD:-$root/build/bench}
 
 usage() {
-	sed -n '2,11s/^# \{0,1\}//p' "$0" >&2
+	sed -n '2,12s/^# \{0,1\}//p' "$0" >&2
 	exit 2
 }
 [ $# -ge 1 ] || usage
 dataset=$1
 shift
 limit=500 delays=0.5,2,10 depths=1,2,4,8,16,32,64,128 pread_threads=1,2,4,8,16,32,64
-pool_workers=2,8,32,64 repeat=3 json="" plot=""
+pool_workers=2,8,32,64 repeat=3 json="" plot="" slowfs_args=""
 while [ $# -gt 0 ]; do
 	[ $# -ge 2 ] || usage
 	case "$1" in
@@ -36,6 +37,7 @@ while [ $# -gt 0 ]; do
 	--repeat) repeat=$2 ;;
 	--json) json=$2 ;;
 	--plot) plot=$2 ;;
+	--slowfs-args) slowfs_args=$2 ;;
 	*) usage ;;
 	esac
 	shift 2
@@ -113,4 +115,5 @@ for round in $(seq 0 $((repeat - 1))); do
 	done
 	if [ "$(id -u)" -eq 0 ] && [ -w /proc/sys/vm/drop_caches ]; then cold "$round"; fi
 done
+echo "slowfs options: --delay-ms DELAY${slowfs_args:+ $slowfs_args}"
 "$py" "$root/scripts/bench_storage.py" "$raw" ${json:+--json "$json"} ${plot:+--plot "$plot"}

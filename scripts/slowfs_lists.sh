@@ -2,7 +2,8 @@
 # shellcheck disable=SC2154  # dataset, limit, build and me are the sourcing script's
 # Sourced by the slow-storage benchmarks (bench_storage.sh, bench_tune.sh): the first $limit files
 # of $dataset (sorted) as plain and slowfs-mounted lists, and mounting slowfs over them.
-# Needs $dataset, $limit, $build (with slowfs built) and $me (the script's name, for messages).
+# Needs $dataset, $limit, $build (with slowfs built) and $me (the script's name, for messages);
+# $slowfs_args, if set, adds options to the slowfs command line (split on spaces).
 # Sets $work (removed on exit, the mount undone first), $mnt, $count, and the lists
 # $work/plain.txt and $work/slow.txt; warms the page cache.
 work=$(mktemp -d)
@@ -28,7 +29,8 @@ sed "s|^\.|$mnt|" "$work/names.txt" >"$work/slow.txt"
 tr '\n' '\0' <"$work/plain.txt" | xargs -0 cat >/dev/null # warm the page cache under slowfs too
 
 mount_slowfs() { # DELAY_MS
-	"$build/slowfs" "$dataset" "$mnt" --delay-ms "$1" -f &
+	# shellcheck disable=SC2086 # slowfs_args is a list of options
+	"$build/slowfs" "$dataset" "$mnt" --delay-ms "$1" ${slowfs_args:-} -f &
 	slowfs_pid=$!
 	for _ in $(seq 500); do
 		if mountpoint -q "$mnt"; then

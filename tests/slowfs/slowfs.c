@@ -8,7 +8,7 @@
  *
  *   slowfs SOURCE MOUNTPOINT [--delay-ms MS] [--getattr-ms MS] [--open-ms MS]
  *          [--read-ms MS] [--cache] [--permissions] [--threads N] [--size-lie BYTES]
- *          [FUSE options, e.g. -f]
+ *          [--batch] [FUSE options, e.g. -f]
  *
  * --delay-ms sets all three delays; the others override one each (fractions
  * allowed; lookup pays the getattr delay). Like a server, slowfs does the work
@@ -25,8 +25,11 @@
  * bits itself (default_permissions), which with nothing cached costs 2
  * GETATTR more per file (the directory's on lookup, the file's on open).
  * --size-lie adds BYTES to every regular file's size, so every file seems to
- * shrink between stat and read (reads end early at the real end). Unmount
- * with `fusermount3 -u MOUNTPOINT`.
+ * shrink between stat and read (reads end early at the real end). --batch
+ * runs slowfs under SCHED_BATCH: it stands in for a server on another
+ * machine, and so should not preempt the client's threads at every request;
+ * it keeps its share of the CPU, and its answers can only come later than
+ * the delay, never sooner. Unmount with `fusermount3 -u MOUNTPOINT`.
  *
  * One artefact to know: the first lookup of each name after mounting is
  * served one at a time (the kernel creates the inode), so a first pass over N
@@ -41,6 +44,7 @@
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <pthread.h>
+#include <sched.h>
 #include <search.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -514,7 +518,7 @@ static int usage(void)
 {
 	fprintf(stderr, "usage: slowfs SOURCE MOUNTPOINT [--delay-ms MS] [--getattr-ms MS] [--open-ms MS] "
 			"[--read-ms MS] [--cache] [--permissions] [--threads N] [--size-lie BYTES] "
-			"[FUSE options]\n");
+			"[--batch] [FUSE options]\n");
 	return 2;
 }
 
@@ -579,6 +583,7 @@ int main(int argc, char **argv)
 	/* FUSE gets: program, MOUNTPOINT, -o options, then whatever we do not know. */
 	char **fargv = calloc((size_t)argc + 4, sizeof(char *));
 	int fargc = 0, threads = 4;
+	bool batch = false;
 	const char *source = NULL;
 	if (!fargv)
 		return 1;
@@ -604,6 +609,8 @@ int main(int argc, char **argv)
 			fs.cache = true;
 		} else if (!strcmp(a, "--permissions")) {
 			fs.permissions = true;
+		} else if (!strcmp(a, "--batch")) {
+			batch = true;
 		} else if (!strncmp(a, "--", 2)) {
 			free(fargv);
 			return usage();
@@ -617,6 +624,9 @@ int main(int argc, char **argv)
 		free(fargv);
 		return usage();
 	}
+	/* Set before any thread starts: they all inherit it. */
+	if (batch && sched_setscheduler(0, SCHED_BATCH, &(struct sched_param){0}) != 0)
+		fprintf(stderr, "slowfs: SCHED_BATCH: %s (kept the default policy)\n", strerror(errno));
 	fs.source = open(source, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fs.source < 0) {
 		fprintf(stderr, "slowfs: %s: %s\n", source, strerror(errno));
