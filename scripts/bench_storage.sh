@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench_storage.sh DATASET [--limit N=500] [--delays 0.5,2,10] [--depths 1,2,4,8,16,32,64,128]
 #                  [--pread-threads 1,2,4,8,16,32,64] [--pool-workers 2,8,32,64] [--repeat R=3]
-#                  [--slowfs-args ARGS] [--json FILE] [--plot FILE]
+#                  [--pairs P=11] [--slowfs-args ARGS] [--json FILE] [--plot FILE]
 # Images/s over slow storage: the first N files of DATASET (sorted) served by slowfs (a FUSE
 # passthrough answering every lookup, getattr, open and read the given milliseconds late), against
 # the same files in the plain directory (warm page cache). At each delay: one io_uring loader at each
@@ -9,23 +9,25 @@
 # each worker count. As root it also reads the plain directory with a cold page cache
 # (echo 3 > /proc/sys/vm/drop_caches before each run), buffered and with loader.direct_io.
 # ringfeed runs are `ringfeed run --consumer null` with the default config plus the loader
-# settings. Prints medians, the io_depth curve and the target; --json writes every run, --plot a
-# PNG of the curves. --slowfs-args adds options to every slowfs mount (e.g. "--batch").
-# Needs root or fusermount3 (Debian fuse3); installs what is missing.
+# settings. Then the target's two configurations alone, back to back, P times (plain directory,
+# then slowfs at 2 ms, one io_uring loader at io_depth 64, the mount kept up): the target is judged
+# on these pairs. Prints medians, the io_depth curve and the target; --json writes every run,
+# --plot a PNG of the curves. --slowfs-args adds options to every slowfs mount (e.g. "--batch");
+# --repeat 0 runs the pairs only. Needs root or fusermount3 (Debian fuse3); installs what is missing.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 py=/usr/bin/python3
 build=${RF_BENCH_BUILD:-$root/build/bench}
 
 usage() {
-	sed -n '2,12s/^# \{0,1\}//p' "$0" >&2
+	sed -n '2,15s/^# \{0,1\}//p' "$0" >&2
 	exit 2
 }
 [ $# -ge 1 ] || usage
 dataset=$1
 shift
 limit=500 delays=0.5,2,10 depths=1,2,4,8,16,32,64,128 pread_threads=1,2,4,8,16,32,64
-pool_workers=2,8,32,64 repeat=3 json="" plot="" slowfs_args=""
+pool_workers=2,8,32,64 repeat=3 pairs=11 json="" plot="" slowfs_args=""
 while [ $# -gt 0 ]; do
 	[ $# -ge 2 ] || usage
 	case "$1" in
@@ -35,6 +37,7 @@ while [ $# -gt 0 ]; do
 	--pread-threads) pread_threads=$2 ;;
 	--pool-workers) pool_workers=$2 ;;
 	--repeat) repeat=$2 ;;
+	--pairs) pairs=$2 ;;
 	--json) json=$2 ;;
 	--plot) plot=$2 ;;
 	--slowfs-args) slowfs_args=$2 ;;
@@ -115,5 +118,15 @@ for round in $(seq 0 $((repeat - 1))); do
 	done
 	if [ "$(id -u)" -eq 0 ] && [ -w /proc/sys/vm/drop_caches ]; then cold "$round"; fi
 done
+# The target's pair, alternated so that both sides see the same drift of a shared machine.
+if [ "$pairs" -gt 0 ]; then
+	echo "bench_storage.sh: $pairs target pairs (plain, then slowfs at 2 ms)" >&2
+	mount_slowfs 2
+	for pair in $(seq 0 $((pairs - 1))); do
+		rf "$pair" pair_plain 0 "$work/plain.txt" io_uring 1 64
+		rf "$pair" pair_slowfs 2 "$work/slow.txt" io_uring 1 64
+	done
+	unmount
+fi
 echo "slowfs options: --delay-ms DELAY${slowfs_args:+ $slowfs_args}"
 "$py" "$root/scripts/bench_storage.py" "$raw" ${json:+--json "$json"} ${plot:+--plot "$plot"}
