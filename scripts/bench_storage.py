@@ -33,7 +33,7 @@ def round_ratios(runs):
     out = []
     for rd in sorted({r["round"] for r in runs}):
         mine = [r for r in runs if r["round"] == rd]
-        plain = [r["images_per_second"] for r in mine if r["storage"] == "plain"]  # pairs: "pair_plain"
+        plain = [r["images_per_second"] for r in mine if r["storage"] == "plain"]
         slow = [r["images_per_second"] for r in mine if r["storage"] == "slowfs" and r["system"] == "ringfeed"
                 and r["backend"] == "io_uring" and r["delay_ms"] == 2.0 and r["io_depth"] == 64]
         if plain and slow:
