@@ -30,15 +30,10 @@ enum op { OP_OPEN = 1, OP_READ, OP_CLOSE };
 /* How often a loader with files parked for memory (limits.memory_mb) retries them. */
 #define PARKED_SLICE_NS 2000000LL
 
-/* One file in flight. */
-struct request {
-	rf__item *item;
-};
-
 struct loader {
 	rf_pipeline *p;
 	struct io_uring ring;
-	struct request *reqs;
+	rf__item **reqs; /* the file in flight in each request slot */
 	int *free_reqs;
 	int free_count, depth;
 	int *parked; /* requests sized and opened, waiting for file-buffer bytes */
@@ -81,8 +76,7 @@ static struct io_uring_sqe *get_sqe(struct loader *l)
 
 static void queue_op(struct loader *l, int req, enum op op)
 {
-	struct request *r = &l->reqs[req];
-	rf__item *item = r->item;
+	rf__item *item = l->reqs[req];
 	struct io_uring_sqe *sqe = get_sqe(l);
 	switch (op) {
 	case OP_OPEN:
@@ -113,7 +107,7 @@ static void queue_close(struct loader *l, int fd)
 /* The file is read (or has failed): close it and pass the item on. */
 static void finish(struct loader *l, int req)
 {
-	rf__item *item = l->reqs[req].item;
+	rf__item *item = l->reqs[req];
 	if (item->fd >= 0)
 		queue_close(l, item->fd);
 	item->fd = -1;
@@ -126,7 +120,7 @@ static void finish(struct loader *l, int req)
 /* The item has its buffer: read the whole file. */
 static void start_read(struct loader *l, int req)
 {
-	rf__loader_read_mode(l->p, l->reqs[req].item, l->reqs[req].item->fd);
+	rf__loader_read_mode(l->p, l->reqs[req], l->reqs[req]->fd);
 	queue_op(l, req, OP_READ);
 }
 
@@ -137,7 +131,7 @@ static void unpark(struct loader *l)
 	for (int i = 0; i < l->parked_count; i++) {
 		int req = l->parked[i];
 		int rc = atomic_load(&l->p->canceled) ? RF__RESERVE_FAILED
-						       : rf__loader_reserve(l->p, l->reqs[req].item, false);
+						      : rf__loader_reserve(l->p, l->reqs[req], false);
 		if (rc == RF__RESERVE_LATER) {
 			l->parked[kept++] = req;
 			continue;
@@ -153,7 +147,7 @@ static void unpark(struct loader *l)
 /* The file is open: size it (rf__loader_size_file) and start reading. */
 static void opened(struct loader *l, int req)
 {
-	rf__item *item = l->reqs[req].item;
+	rf__item *item = l->reqs[req];
 	if (!rf__loader_size_file(l->p, item, item->fd) || item->size == 0 || atomic_load(&l->p->canceled)) {
 		finish(l, req);
 		return;
@@ -177,8 +171,7 @@ static void completed(struct loader *l, uint64_t data, int res)
 	l->ops--;
 	if (op == OP_CLOSE)
 		return;
-	struct request *r = &l->reqs[req];
-	rf__item *item = r->item;
+	rf__item *item = l->reqs[req];
 	if (res == -EAGAIN || res == -EINTR) {
 		queue_op(l, req, op);
 		return;
@@ -228,7 +221,7 @@ static void fill(struct loader *l)
 			return;
 		}
 		int req = l->free_reqs[--l->free_count];
-		l->reqs[req] = (struct request){.item = item};
+		l->reqs[req] = item;
 		queue_op(l, req, OP_OPEN);
 	}
 }
@@ -318,7 +311,7 @@ void rf__loader_uring_run(rf_pipeline *p)
 		io_uring_queue_exit(&l.ring);
 		/* Only after a ring failure: parked files are still open. */
 		for (int i = 0; i < l.parked_count; i++)
-			close(l.reqs[l.parked[i]].item->fd);
+			close(l.reqs[l.parked[i]]->fd);
 	}
 	rf__count_cpu(&p->stage[RF_STAGE_LOADER], &cpu);
 	free(l.reqs);
