@@ -262,14 +262,24 @@ static void *sender_main(void *arg)
 	return NULL;
 }
 
+/* A new answer to req; NULL (req answered ENOMEM) when out of memory. */
 static struct answer *answer_new(fuse_req_t req, enum answer_kind kind)
 {
 	struct answer *a = calloc(1, sizeof(*a));
-	if (a) {
-		a->req = req;
-		a->kind = kind;
+	if (!a) {
+		fuse_reply_err(req, ENOMEM);
+		return NULL;
 	}
+	a->req = req;
+	a->kind = kind;
 	return a;
+}
+
+/* Turns a into an error answer. */
+static void answer_fail(struct answer *a, int err)
+{
+	a->kind = ANSWER_ERR;
+	a->err = err;
 }
 
 /* ---- operations ---------------------------------------------------------- */
@@ -298,10 +308,11 @@ static void slow_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	const char *dir = node_of(parent)->path;
 	size_t len = strlen(dir) + strlen(name) + 2;
-	char *path = malloc(len);
 	struct answer *a = answer_new(req, ANSWER_ENTRY);
-	if (!path || !a) {
-		free(path);
+	if (!a)
+		return;
+	char *path = malloc(len);
+	if (!path) {
 		free(a);
 		fuse_reply_err(req, ENOMEM);
 		return;
@@ -312,11 +323,9 @@ static void slow_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		snprintf(path, len, "%s/%s", dir, name);
 	struct node *n = NULL;
 	if (fstatat(fs.source, path, &a->entry.attr, AT_SYMLINK_NOFOLLOW) != 0) {
-		a->kind = ANSWER_ERR;
-		a->err = errno;
+		answer_fail(a, errno);
 	} else if (!(n = intern(&a->entry.attr, path))) {
-		a->kind = ANSWER_ERR;
-		a->err = ENOMEM;
+		answer_fail(a, ENOMEM);
 	} else {
 		a->entry.ino = (fuse_ino_t)(uintptr_t)n;
 		a->entry.attr_timeout = a->entry.entry_timeout = fs.cache ? 1.0 : 0.0;
@@ -341,16 +350,12 @@ static void slow_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_d
 static void slow_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct answer *a = answer_new(req, ANSWER_ATTR);
-	if (!a) {
-		fuse_reply_err(req, ENOMEM);
+	if (!a)
 		return;
-	}
 	int rc = fi ? fstat((int)fi->fh, &a->st)
 		    : fstatat(fs.source, node_of(ino)->path, &a->st, AT_SYMLINK_NOFOLLOW);
-	if (rc != 0) {
-		a->kind = ANSWER_ERR;
-		a->err = errno;
-	}
+	if (rc != 0)
+		answer_fail(a, errno);
 	lie_about_size(&a->st);
 	answer_after(a, fs.getattr_ms);
 }
@@ -374,14 +379,11 @@ static void slow_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	struct answer *a = answer_new(req, ANSWER_OPEN);
-	if (!a) {
-		fuse_reply_err(req, ENOMEM);
+	if (!a)
 		return;
-	}
 	int fd = openat(fs.source, node_of(ino)->path, O_RDONLY | O_CLOEXEC | (fi->flags & O_NOFOLLOW));
 	if (fd < 0) {
-		a->kind = ANSWER_ERR;
-		a->err = errno;
+		answer_fail(a, errno);
 	} else {
 		a->fi = *fi;
 		a->fi.fh = (uint64_t)fd;
@@ -395,10 +397,8 @@ static void slow_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, st
 {
 	(void)ino;
 	struct answer *a = answer_new(req, ANSWER_DATA);
-	if (!a) {
-		fuse_reply_err(req, ENOMEM);
+	if (!a)
 		return;
-	}
 	/* The file stays open until the answer is sent: RELEASE waits for the read. */
 	a->fd = (int)fi->fh;
 	a->off = off;
