@@ -123,25 +123,29 @@ static int resolve_threads(rf_pipeline *p)
 {
 	const rf_config *c = &p->cfg;
 	bool uring = p->backend == RF_BACKEND_IO_URING;
-	int start[RF__KNOB_COUNT], max[RF__KNOB_COUNT];
+	int start[RF__KNOB_COUNT], min[RF__KNOB_COUNT], max[RF__KNOB_COUNT];
 	bool adaptive[RF__KNOB_COUNT];
 	p->decoder_threads = c->decoder.threads ? c->decoder.threads : online_cpus();
 	adaptive[RF__KNOB_DECODER] = c->decoder.threads == 0;
 	start[RF__KNOB_DECODER] = max[RF__KNOB_DECODER] = p->decoder_threads;
+	min[RF__KNOB_DECODER] = 1;
 	if (uring) {
+		int from = p->blocking_fs ? RF__IO_DEPTH_BLOCKING_START : RF__IO_DEPTH_AUTO_START;
 		p->loader_threads = c->loader.threads ? c->loader.threads : 1;
 		p->io_depth = c->loader.io_depth ? c->loader.io_depth : RF__IO_DEPTH_AUTO_MAX;
 		adaptive[RF__KNOB_LOADER] = c->loader.io_depth == 0;
-		start[RF__KNOB_LOADER] = c->loader.io_depth ? c->loader.io_depth : RF__IO_DEPTH_AUTO_START;
+		start[RF__KNOB_LOADER] = c->loader.io_depth ? c->loader.io_depth : from;
+		min[RF__KNOB_LOADER] = p->blocking_fs ? RF__IO_DEPTH_BLOCKING_START : RF__IO_DEPTH_AUTO_FLOOR;
 		max[RF__KNOB_LOADER] = p->io_depth;
 	} else {
 		p->loader_threads = c->loader.threads ? c->loader.threads : RF__PREAD_AUTO_MAX;
 		p->io_depth = 1;
 		adaptive[RF__KNOB_LOADER] = c->loader.threads == 0;
 		start[RF__KNOB_LOADER] = c->loader.threads ? c->loader.threads : RF__PREAD_AUTO_START;
+		min[RF__KNOB_LOADER] = RF__PREAD_AUTO_FLOOR;
 		max[RF__KNOB_LOADER] = p->loader_threads;
 	}
-	return rf__tune_init(&p->tune, start, max, adaptive);
+	return rf__tune_init(&p->tune, start, min, max, adaptive);
 }
 
 static int size_pipeline(rf_pipeline *p)
@@ -205,17 +209,7 @@ static int choose_backend(rf_pipeline *p)
 			return RF_ESYS;
 		}
 		break;
-	case RF_BACKEND_AUTO: {
-		/* With loader.threads = auto the pread pool adapts its size, as io_depth would. */
-		const char *fs = p->cfg.loader.threads == 0 && p->source.count
-					 ? rf__loader_blocking_fs(p->source.paths[0])
-					 : NULL;
-		if (fs) {
-			p->backend = RF_BACKEND_PREAD;
-			snprintf(p->backend_name, sizeof(p->backend_name),
-				 "pread (%s: a blocking file system, where threads beat io_uring's workers)", fs);
-			return 0;
-		}
+	case RF_BACKEND_AUTO:
 		if (rf__uring_probe(why, sizeof(why)) != 0) {
 			p->backend = RF_BACKEND_PREAD;
 			snprintf(p->backend_name, sizeof(p->backend_name), "pread (io_uring unavailable: %s)", why);
@@ -223,9 +217,15 @@ static int choose_backend(rf_pipeline *p)
 		}
 		break;
 	}
-	}
 	p->backend = RF_BACKEND_IO_URING;
-	snprintf(p->backend_name, sizeof(p->backend_name), "io_uring");
+	/* Where every operation blocks, loading needs more files in flight (tune.h). */
+	p->blocking_fs = p->source.count ? rf__loader_blocking_fs(p->source.paths[0]) : NULL;
+	if (p->blocking_fs && p->cfg.loader.io_depth == 0)
+		snprintf(p->backend_name, sizeof(p->backend_name),
+			 "io_uring (%s: a blocking file system, io_depth from %d)", p->blocking_fs,
+			 RF__IO_DEPTH_BLOCKING_START);
+	else
+		snprintf(p->backend_name, sizeof(p->backend_name), "io_uring");
 	return 0;
 }
 

@@ -98,6 +98,7 @@ struct rf_pipeline {
 	_Atomic uint64_t delivered_position; /* ordered: resume point after the batches handed out */
 	rf_backend backend;        /* resolved: io_uring or pread */
 	char backend_name[160];
+	const char *blocking_fs;   /* io_uring: the first input's file system if it blocks, or NULL */
 
 	pthread_t *threads;
 	int thread_count;
@@ -146,8 +147,9 @@ bool rf__loader_size_file(rf_pipeline *p, rf__item *item, int fd);
 /*
  * The name of path's file system if it serves every operation by blocking a
  * thread (FUSE, NFS, SMB, Ceph, 9p): io_uring then hands each operation to a
- * kernel worker thread anyway, and a pread thread pool does the same work
- * with one hop fewer. NULL otherwise or when path cannot be looked at.
+ * kernel worker thread that waits for the server, so keeping the loading fed
+ * takes more files in flight than on a local disk. NULL otherwise or when
+ * path cannot be looked at.
  */
 const char *rf__loader_blocking_fs(const char *path);
 /* rf__loader_reserve results. */

@@ -7,16 +7,14 @@
 #define TICK_NS 50000000ULL
 /* Ticks a condition must hold before the tuner acts on it (noise at 50 ms is large). */
 #define PERSIST_TICKS 2
-/* io_depth never shrinks below this: a few files in flight cost little. */
-#define DEPTH_FLOOR 4
 /* Ticks of a loader blocked on fed decoders before its depth halves (0.5 s). */
 #define SHRINK_TICKS 10
 /* A decoder trial (one thread fewer) runs this many ticks, and a failed one is not retried for HOLD_TICKS. */
 #define TRIAL_TICKS 8
 #define HOLD_TICKS 60
 
-int rf__tune_init(rf__tune *t, const int start[RF__KNOB_COUNT], const int max[RF__KNOB_COUNT],
-		  const bool adaptive[RF__KNOB_COUNT])
+int rf__tune_init(rf__tune *t, const int start[RF__KNOB_COUNT], const int min[RF__KNOB_COUNT],
+		  const int max[RF__KNOB_COUNT], const bool adaptive[RF__KNOB_COUNT])
 {
 	if (pthread_mutex_init(&t->lock, NULL) != 0)
 		return RF_ESYS;
@@ -31,6 +29,7 @@ int rf__tune_init(rf__tune *t, const int start[RF__KNOB_COUNT], const int max[RF
 	}
 	for (int k = 0; k < RF__KNOB_COUNT; k++) {
 		atomic_store(&t->active[k], start[k]);
+		t->min[k] = min[k];
 		t->max[k] = max[k];
 		t->adaptive[k] = adaptive[k];
 	}
@@ -149,7 +148,7 @@ static bool measure(rf_pipeline *p, const struct look *a, const struct look *b, 
 	return true;
 }
 
-static void tune_loading(rf__tuner *s, const rf__tune_tick *x, int max, int *active)
+static void tune_loading(rf__tuner *s, const rf__tune_tick *x, int min, int max, int *active)
 {
 	int a = *active;
 	bool starving = x->dec_starved > 0.05 && x->load_saturated > 0.5;
@@ -158,8 +157,8 @@ static void tune_loading(rf__tuner *s, const rf__tune_tick *x, int max, int *act
 	if (s->deepen >= PERSIST_TICKS && a < max) {
 		*active = a * 2 < max ? a * 2 : max;
 		s->deepen = 0;
-	} else if (s->shrink >= SHRINK_TICKS && a > DEPTH_FLOOR) {
-		*active = a / 2 > DEPTH_FLOOR ? a / 2 : DEPTH_FLOOR;
+	} else if (s->shrink >= SHRINK_TICKS && a > min) {
+		*active = a / 2 > min ? a / 2 : min;
 		s->shrink = 0;
 	}
 }
@@ -178,7 +177,7 @@ static double mean(const double *v, int n)
  * (more threads than free cores) try one thread fewer, and keep it only if the
  * decode rate does not drop.
  */
-static void tune_decoding(rf__tuner *s, const rf__tune_tick *x, int max, int *active)
+static void tune_decoding(rf__tuner *s, const rf__tune_tick *x, int min, int max, int *active)
 {
 	int d = *active;
 	s->recent_rate[s->recent++ % RF__TUNE_RECENT] = x->rate;
@@ -200,7 +199,8 @@ static void tune_decoding(rf__tuner *s, const rf__tune_tick *x, int max, int *ac
 		return;
 	}
 	s->oversubscribed = x->dec_busy > 0.85 && x->dec_cpu < 0.6 ? s->oversubscribed + 1 : 0;
-	if (s->oversubscribed >= 2 * PERSIST_TICKS && s->hold == 0 && d > 1 && s->recent >= RF__TUNE_RECENT) {
+	if (s->oversubscribed >= 2 * PERSIST_TICKS && s->hold == 0 && d > min &&
+	    s->recent >= RF__TUNE_RECENT) {
 		s->rate_before = mean(s->recent_rate, RF__TUNE_RECENT);
 		s->rate_sum = 0;
 		s->rate_ticks = 0;
@@ -210,13 +210,13 @@ static void tune_decoding(rf__tuner *s, const rf__tune_tick *x, int max, int *ac
 	}
 }
 
-void rf__tune_step(rf__tuner *s, const rf__tune_tick *x, const int max[RF__KNOB_COUNT],
-		   const bool adaptive[RF__KNOB_COUNT], int active[RF__KNOB_COUNT])
+void rf__tune_step(rf__tuner *s, const rf__tune_tick *x, const int min[RF__KNOB_COUNT],
+		   const int max[RF__KNOB_COUNT], const bool adaptive[RF__KNOB_COUNT], int active[RF__KNOB_COUNT])
 {
 	if (adaptive[RF__KNOB_LOADER])
-		tune_loading(s, x, max[RF__KNOB_LOADER], &active[RF__KNOB_LOADER]);
+		tune_loading(s, x, min[RF__KNOB_LOADER], max[RF__KNOB_LOADER], &active[RF__KNOB_LOADER]);
 	if (adaptive[RF__KNOB_DECODER])
-		tune_decoding(s, x, max[RF__KNOB_DECODER], &active[RF__KNOB_DECODER]);
+		tune_decoding(s, x, min[RF__KNOB_DECODER], max[RF__KNOB_DECODER], &active[RF__KNOB_DECODER]);
 }
 
 void *rf__tune_main(void *pipeline)
@@ -240,7 +240,7 @@ void *rf__tune_main(void *pipeline)
 			int active[RF__KNOB_COUNT];
 			for (int k = 0; k < RF__KNOB_COUNT; k++)
 				active[k] = atomic_load(&t->active[k]);
-			rf__tune_step(&s, &x, t->max, t->adaptive, active);
+			rf__tune_step(&s, &x, t->min, t->max, t->adaptive, active);
 			for (int k = 0; k < RF__KNOB_COUNT; k++)
 				if (active[k] != atomic_load(&t->active[k]))
 					set_active(t, k, active[k]);

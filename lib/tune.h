@@ -7,7 +7,7 @@
  * beyond the stage's active count parks. io_uring loaders instead keep at most
  * the active count of files in flight. A tuner thread looks at the stages'
  * busy / starved / blocked time every tick and moves the active counts within
- * [1, max]: deeper loading when decoders starve while every allowed read is in
+ * [min, max]: deeper loading when decoders starve while every allowed read is in
  * flight, fewer decoders when they mostly wait for the consumer, more when they
  * are saturated and the consumer waits. Memory stays within limits.memory_mb
  * because the maxima are what the pools were sized for.
@@ -27,11 +27,24 @@
 #define RF__KNOB_DECODER RF_STAGE_DECODER
 #define RF__KNOB_COUNT 2
 
-/* loader.io_depth = auto: files in flight per io_uring loader, start and ceiling. */
+/*
+ * loader.io_depth = auto: files in flight per io_uring loader, start, floor and
+ * ceiling. The floor is low because on a local disk files read long before a
+ * decoder takes them only cost memory and cache.
+ */
 #define RF__IO_DEPTH_AUTO_START 16
+#define RF__IO_DEPTH_AUTO_FLOOR 4
 #define RF__IO_DEPTH_AUTO_MAX 128
-/* loader.threads = auto under the pread backend: threads, start and ceiling. */
+/*
+ * On a file system that blocks in every operation (FUSE, NFS, ...; see
+ * rf__loader_blocking_fs) each file in flight is an io_uring worker waiting for
+ * the server, and the workers wait for a CPU behind the decoders: the depth
+ * starts here and never shrinks below it (docs/tuning.md, section 7).
+ */
+#define RF__IO_DEPTH_BLOCKING_START 64
+/* loader.threads = auto under the pread backend: threads, start, floor and ceiling. */
 #define RF__PREAD_AUTO_START 16
+#define RF__PREAD_AUTO_FLOOR 4
 #define RF__PREAD_AUTO_MAX 64
 
 typedef struct rf__tune {
@@ -40,7 +53,7 @@ typedef struct rf__tune {
 	pthread_cond_t wake;    /* stops the tuner's tick early */
 	bool released;          /* under lock: nobody parks any more */
 	_Atomic int active[RF__KNOB_COUNT];
-	int max[RF__KNOB_COUNT];
+	int min[RF__KNOB_COUNT], max[RF__KNOB_COUNT];
 	bool adaptive[RF__KNOB_COUNT];
 	bool ready;
 	_Atomic uint64_t saturated_ns; /* io_uring loaders: waiting with every allowed read in flight */
@@ -80,21 +93,20 @@ typedef struct rf__tuner {
  * active counts (in place). The rules:
  * - loading: decoders starved > 5% while the loader is saturated, two ticks
  *   running: double the depth (up to max); decoders fed and the loader blocked
- *   for 0.5 s: halve it (not below 4): files read long before a decoder
- *   takes them only cost memory and cache;
+ *   for 0.5 s: halve it (not below min);
  * - decoding: busy > 85%, on a CPU >= 75% of that, not blocked: one thread
  *   more (up to max); busy but on a CPU < 60% for four ticks (waiting for
- *   cores): one thread fewer for eight ticks, kept only if the decode rate
+ *   cores): one thread fewer (not below min) for eight ticks, kept only if the decode rate
  *   stayed within 3%; after a trial, no change for 3 s.
  */
-void rf__tune_step(rf__tuner *s, const rf__tune_tick *x, const int max[RF__KNOB_COUNT],
-		   const bool adaptive[RF__KNOB_COUNT], int active[RF__KNOB_COUNT]);
+void rf__tune_step(rf__tuner *s, const rf__tune_tick *x, const int min[RF__KNOB_COUNT],
+		   const int max[RF__KNOB_COUNT], const bool adaptive[RF__KNOB_COUNT], int active[RF__KNOB_COUNT]);
 
 struct rf_pipeline;
 
 /* Sets the knobs from the resolved config (rf_pipeline_start, before any thread runs). */
-int rf__tune_init(rf__tune *t, const int start[RF__KNOB_COUNT], const int max[RF__KNOB_COUNT],
-		  const bool adaptive[RF__KNOB_COUNT]);
+int rf__tune_init(rf__tune *t, const int start[RF__KNOB_COUNT], const int min[RF__KNOB_COUNT],
+		  const int max[RF__KNOB_COUNT], const bool adaptive[RF__KNOB_COUNT]);
 void rf__tune_destroy(rf__tune *t);
 /* True when some knob adapts, i.e. a tuner thread should run. */
 bool rf__tune_adaptive(const rf__tune *t);

@@ -245,7 +245,7 @@ Test(storage, files_shrinking_after_stat_are_read_to_their_real_end, .timeout = 
 
 /*
  * Latency-bound: reads take 20 ms and the tiny PNGs decode in microseconds,
- * so with io_depth = auto (starting at 16 files in flight) the decoders
+ * so with io_depth = auto (on FUSE starting at 64 files in flight) the decoders
  * starve while every allowed read is in flight: the autotuner must deepen the
  * loader, and not add decoder threads.
  */
@@ -287,41 +287,47 @@ Test(storage, autotuner_deepens_io_depth_when_storage_is_slow, .timeout = 120)
 	cr_assert_leq(s.tuned.decoder_threads, start_decoders);
 }
 
-/* backend = auto on FUSE: a pread pool when loader.threads is auto too, io_uring when it is set. */
-static char *backend_over(const struct mount *m, int loader_threads, size_t *images)
+/* backend = auto over m: the backend's name and the io_depth the tuner ended at. */
+static char *backend_over(const struct mount *m, int io_depth, int *depth_at_end)
 {
 	rf_config cfg;
 	rf_config_init(&cfg);
 	cfg.output.width = cfg.output.height = SIDE;
-	cfg.loader.threads = loader_threads;
+	cfg.loader.io_depth = io_depth;
 	rf_pipeline *p;
 	cr_assert_eq(rf_pipeline_create(&p, &cfg), 0);
 	cr_assert_eq(rf_pipeline_add(p, m->mnt), 0, "%s", rf_pipeline_error(p));
 	cr_assert_eq(rf_pipeline_start(p), 0, "%s", rf_pipeline_error(p));
 	rf_batch *b;
-	*images = 0;
+	size_t images = 0;
 	while (rf_pipeline_next(p, &b) == 0) {
-		*images += rf_batch_count(b);
+		images += rf_batch_count(b);
 		rf_batch_release(b);
 	}
 	rf_stats s;
 	rf_pipeline_stats(p, &s);
 	char *name = strdup(s.loader_backend);
+	*depth_at_end = s.tuned.io_depth;
 	rf_pipeline_close(p);
+	cr_assert_eq(images, FILES);
 	return name;
 }
 
-Test(storage, auto_backend_takes_a_thread_pool_on_fuse, .timeout = 120)
+/*
+ * On FUSE, backend = auto takes io_uring and io_depth = auto starts at and
+ * keeps the blocking file systems' depth (tune.h); a set io_depth is kept.
+ */
+Test(storage, auto_backend_on_fuse_takes_io_uring_with_a_deep_floor, .timeout = 120)
 {
 	struct mount m;
 	mount_slowfs(&m, 1, 0);
-	size_t pooled = 0, ringed = 0;
-	char *pool = backend_over(&m, 0, &pooled), *ring = backend_over(&m, 1, &ringed);
+	int tuned = 0, fixed = 0;
+	char *deep = backend_over(&m, 0, &tuned), *set = backend_over(&m, 8, &fixed);
 	unmount_slowfs(&m);
-	cr_assert_eq(pooled, FILES);
-	cr_assert_eq(ringed, FILES);
-	cr_assert_eq(strncmp(pool, "pread (FUSE", 11), 0, "loader backend: %s", pool);
-	cr_assert_str_eq(ring, "io_uring", "loader.threads = 1 keeps io_uring");
-	free(pool);
-	free(ring);
+	cr_assert_eq(strncmp(deep, "io_uring (FUSE", 14), 0, "loader backend: %s", deep);
+	cr_assert_geq(tuned, 64, "io_depth ended at %d", tuned);
+	cr_assert_str_eq(set, "io_uring", "with io_depth set: %s", set);
+	cr_assert_eq(fixed, 8);
+	free(deep);
+	free(set);
 }

@@ -12,6 +12,7 @@
 #include "testimg.h"
 #include "tune.h"
 
+static const int min[RF__KNOB_COUNT] = {[RF__KNOB_LOADER] = RF__IO_DEPTH_AUTO_FLOOR, [RF__KNOB_DECODER] = 1};
 static const int max[RF__KNOB_COUNT] = {[RF__KNOB_LOADER] = 128, [RF__KNOB_DECODER] = 4};
 static const bool both[RF__KNOB_COUNT] = {true, true};
 
@@ -19,7 +20,7 @@ static const bool both[RF__KNOB_COUNT] = {true, true};
 static void steps(rf__tuner *s, rf__tune_tick x, int n, int active[RF__KNOB_COUNT])
 {
 	for (int i = 0; i < n; i++)
-		rf__tune_step(s, &x, max, both, active);
+		rf__tune_step(s, &x, min, max, both, active);
 }
 
 /* Decoders waiting for input while every allowed read is in flight: the loader is what limits. */
@@ -66,6 +67,23 @@ Test(tune, a_loader_that_waits_on_fed_decoders_for_half_a_second_gives_depth_bac
 	steps(&s, decode_bound, 200, active);
 	cr_assert_eq(active[RF__KNOB_LOADER], 4, "not below the floor");
 	cr_assert_eq(active[RF__KNOB_DECODER], 4, "decode-bound on every CPU: all decoders stay");
+}
+
+Test(tune, a_blocking_file_systems_depth_floor_holds_and_it_still_deepens)
+{
+	enum { FLOOR = RF__IO_DEPTH_BLOCKING_START };
+	const int blocking[RF__KNOB_COUNT] = {[RF__KNOB_LOADER] = FLOOR, [RF__KNOB_DECODER] = 1};
+	rf__tuner s = {0};
+	int active[RF__KNOB_COUNT] = {[RF__KNOB_LOADER] = FLOOR, [RF__KNOB_DECODER] = 4};
+	for (int i = 0; i < 200; i++)
+		rf__tune_step(&s, &decode_bound, blocking, max, both, active);
+	cr_assert_eq(active[RF__KNOB_LOADER], FLOOR, "fed decoders: depth stays at the floor");
+	for (int i = 0; i < 2; i++)
+		rf__tune_step(&s, &starving, blocking, max, both, active);
+	cr_assert_eq(active[RF__KNOB_LOADER], 2 * FLOOR, "starved decoders: deeper");
+	for (int i = 0; i < 200; i++)
+		rf__tune_step(&s, &decode_bound, blocking, max, both, active);
+	cr_assert_eq(active[RF__KNOB_LOADER], FLOOR, "and back to the floor, not below");
 }
 
 Test(tune, saturated_decoders_on_their_cpus_get_a_thread_back)
@@ -130,8 +148,8 @@ Test(tune, fixed_knobs_never_move)
 	rf__tuner s = {0};
 	int active[RF__KNOB_COUNT] = {[RF__KNOB_LOADER] = 32, [RF__KNOB_DECODER] = 2};
 	for (int i = 0; i < 100; i++) {
-		rf__tune_step(&s, &starving, max, none, active);
-		rf__tune_step(&s, &decode_bound, max, none, active);
+		rf__tune_step(&s, &starving, min, max, none, active);
+		rf__tune_step(&s, &decode_bound, min, max, none, active);
 	}
 	cr_assert_eq(active[RF__KNOB_LOADER], 32);
 	cr_assert_eq(active[RF__KNOB_DECODER], 2);

@@ -94,7 +94,8 @@ typedef enum { RF_SHARDS_PAD, RF_SHARDS_DROP, RF_SHARDS_NONE } rf_equal_shards;
 typedef struct rf_config {
 	struct {
 		int threads;         /* default 0 = auto: 1 with io_uring; with pread, adapted (16..64) */
-		int io_depth;        /* files in flight per io_uring loader thread; default 0 = auto (adapted, 4..128, from 16) */
+		int io_depth;        /* files in flight per io_uring loader thread; default 0 = auto (adapted 4..128
+		                      * from 16; 64..128 from 64 on FUSE, NFS, SMB, Ceph, 9p) */
 		rf_backend backend;  /* default auto */
 		bool direct_io;      /* O_DIRECT reads that bypass the page cache, default false */
 	} loader;
