@@ -12,10 +12,10 @@
  *
  * --delay-ms sets all three delays; the others override one each (fractions
  * allowed; lookup pays the getattr delay). Like a server, slowfs does the work
- * at once and holds the answer back: requests are taken by up to --threads
- * threads (default 4; a handler never sleeps), and one thread sends each
- * answer when it is due, so any number of requests wait concurrently at the
- * cost of a heap entry each, not of a sleeping thread. Without --cache the
+ * at once and holds the answer back: requests are taken by --threads threads
+ * (default 4, started as needed and then kept; a handler never sleeps), and
+ * one thread sends each answer when it is due, so any number of requests wait
+ * concurrently at the cost of a heap entry each, not of a sleeping thread. Without --cache the
  * kernel caches nothing (no attribute, entry or page cache; every read goes to
  * slowfs), so every lookup, open and read pays its delay, as on storage with
  * no client cache: a file costs 4 requests (LOOKUP, OPEN, READ, RELEASE).
@@ -37,7 +37,7 @@
  * passes look names up in parallel. Benchmarks warm the names first
  * (scripts/bench_storage.sh stats every file once after mounting).
  */
-#define FUSE_USE_VERSION 34
+#define FUSE_USE_VERSION 312
 
 #include <dirent.h>
 #include <errno.h>
@@ -557,9 +557,12 @@ static int serve(struct fuse_args *args, int threads)
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
 	pthread_cond_init(&held.wake, &attr);
 	pthread_condattr_destroy(&attr);
-	if (pthread_create(&held.thread, NULL, sender_main, NULL) == 0) {
-		struct fuse_loop_config loop = {.clone_fd = 0, .max_idle_threads = (unsigned)threads};
-		rc = opts.singlethread ? fuse_session_loop(se) : fuse_session_loop_mt(se, &loop);
+	/* As many threads kept as may run: libfuse would otherwise start and end threads all along. */
+	struct fuse_loop_config *loop = fuse_loop_cfg_create();
+	if (loop && pthread_create(&held.thread, NULL, sender_main, NULL) == 0) {
+		fuse_loop_cfg_set_max_threads(loop, (unsigned)threads);
+		fuse_loop_cfg_set_idle_threads(loop, (unsigned)threads);
+		rc = opts.singlethread ? fuse_session_loop(se) : fuse_session_loop_mt(se, loop);
 		/* Answers still held go out now; the sender ends once none are left. */
 		pthread_mutex_lock(&held.lock);
 		held.stopping = true;
@@ -567,6 +570,7 @@ static int serve(struct fuse_args *args, int threads)
 		pthread_mutex_unlock(&held.lock);
 		pthread_join(held.thread, NULL);
 	}
+	fuse_loop_cfg_destroy(loop);
 	pthread_cond_destroy(&held.wake);
 	fuse_session_unmount(se);
 out_signals:
