@@ -13,6 +13,8 @@ import subprocess
 import sys
 import tempfile
 
+from bench_common import per_round
+
 TARGET = 0.9  # 2 ms storage, one io_uring loader at io_depth 64, against the plain directory
 
 
@@ -30,24 +32,15 @@ def fmt_row(label, keys, values):
 
 def round_ratios(runs):
     """The target ratio within each round: how much of the spread is the machine drifting."""
-    out = []
-    for rd in sorted({r["round"] for r in runs}):
-        mine = [r for r in runs if r["round"] == rd]
-        plain = [r["images_per_second"] for r in mine if r["storage"] == "plain"]
-        slow = [r["images_per_second"] for r in mine if r["storage"] == "slowfs" and r["system"] == "ringfeed"
-                and r["backend"] == "io_uring" and r["delay_ms"] == 2.0 and r["io_depth"] == 64]
-        if plain and slow:
-            out.append(slow[0] / plain[0])
-    return out
+    def slow(r):
+        return (r["storage"] == "slowfs" and r["system"] == "ringfeed" and r["backend"] == "io_uring"
+                and r["delay_ms"] == 2.0 and r["io_depth"] == 64)
+    return [s / p for p, s in per_round(runs, lambda r: r["storage"] == "plain", slow)]
 
 
 def target_pairs(runs):
     """(plain, slowfs 2 ms) images/s of each back-to-back pair."""
-    by = {}
-    for r in runs:
-        if r["storage"] in ("pair_plain", "pair_slowfs"):
-            by.setdefault(r["round"], {})[r["storage"]] = r["images_per_second"]
-    return [(v["pair_plain"], v["pair_slowfs"]) for _, v in sorted(by.items()) if len(v) == 2]
+    return per_round(runs, lambda r: r["storage"] == "pair_plain", lambda r: r["storage"] == "pair_slowfs")
 
 
 def print_target(runs, plain, fuse0, at2):

@@ -12,6 +12,8 @@ import re
 import statistics
 import sys
 
+from bench_common import per_round
+
 TARGET = 0.95
 REGIMES = {"decode": "decode-bound (plain directory, warm page cache)",
            "latency": "latency-bound (slowfs, {delay} ms per getattr/open/read)"}
@@ -79,15 +81,9 @@ def head_to_head(rows, regime, runs):
           f"(min {best['min']:.0f}, max {best['max']:.0f})")
     print(f"  target: auto / best fixed >= {TARGET}: measured {ratio:.3f}  {'met' if ratio >= TARGET else 'NOT met'}"
           f"; auto chose {choices(auto['tuned'])}")
-    # Each round runs the two back to back, so their ratio within a round cancels most of the
-    # machine's drift between rounds.
     final = [r for r in runs if r["regime"] == regime + "-final"]
-    paired = []
-    for rd in sorted({r["round"] for r in final}):
-        a = [r["images_per_second"] for r in final if r["round"] == rd and r["config"] == "auto"]
-        b = [r["images_per_second"] for r in final if r["round"] == rd and r["config"] == "best fixed"]
-        if a and b:
-            paired.append(a[0] / b[0])
+    paired = [a / b for a, b in per_round(final, lambda r: r["config"] == "auto",
+                                          lambda r: r["config"] == "best fixed")]
     ahead = sum(x >= 1 for x in paired)
     print(f"  per round, auto / best fixed: {' '.join(f'{x:.3f}' for x in paired)}"
           f"  (median {statistics.median(paired):.3f}; auto ahead in {ahead} of {len(paired)})")

@@ -1,0 +1,78 @@
+"""The benchmark reports (scripts/bench_storage.py, scripts/bench_tune.py) on made-up runs: the
+ratios a target is judged on, which a real run only reaches after many minutes."""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+SCRIPTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts")
+sys.path.insert(0, SCRIPTS)
+
+from bench_common import per_round  # noqa: E402
+
+
+def report(script, runs, *args):
+    with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as f:
+        f.write("".join(json.dumps(r) + "\n" for r in runs))
+    try:
+        out = subprocess.run([sys.executable, os.path.join(SCRIPTS, script), f.name, *args],
+                             capture_output=True, text=True, check=True)
+        return out.stdout
+    finally:
+        os.unlink(f.name)
+
+
+def pair_runs(ratios, plain=1000):
+    runs = []
+    for i, x in enumerate(ratios):
+        common = {"round": i, "system": "ringfeed", "backend": "io_uring", "loader_threads": 1,
+                  "io_depth": 64, "direct_io": False, "images": 3000, "failed": 0}
+        runs.append(dict(common, storage="pair_plain", delay_ms=0.0, images_per_second=plain))
+        runs.append(dict(common, storage="pair_slowfs", delay_ms=2.0, images_per_second=plain * x))
+    return runs
+
+
+class PerRound(unittest.TestCase):
+    def test_first_match_of_each_pick_in_complete_rounds_in_round_order(self):
+        runs = [{"round": 2, "k": "a", "images_per_second": 5}, {"round": 2, "k": "b", "images_per_second": 6},
+                {"round": 1, "k": "b", "images_per_second": 3}, {"round": 1, "k": "a", "images_per_second": 2},
+                {"round": 1, "k": "a", "images_per_second": 99}, {"round": 3, "k": "a", "images_per_second": 7}]
+        got = per_round(runs, lambda r: r["k"] == "a", lambda r: r["k"] == "b")
+        self.assertEqual(got, [(2, 3), (5, 6)])  # round 3 has no "b"
+
+
+class StorageTarget(unittest.TestCase):
+    def test_judged_on_the_ratio_of_the_pair_medians(self):
+        out = report("bench_storage.py", pair_runs([0.95, 0.85, 0.91, 0.92, 0.80]))
+        self.assertIn("5 pairs run back to back: plain 1000, slowfs 910 images/s", out)
+        self.assertIn("measured 0.910x  met", out)
+        self.assertIn("per pair: 0.950 0.850 0.910 0.920 0.800", out)
+        self.assertIn("3 of 5 pairs at or above 0.9", out)
+
+    def test_below_the_target_is_not_met(self):
+        out = report("bench_storage.py", pair_runs([0.89, 0.95, 0.70]))
+        self.assertIn("measured 0.890x  NOT met", out)
+
+
+class TuneHeadToHead(unittest.TestCase):
+    def test_per_round_ratios_of_auto_to_the_best_fixed(self):
+        runs = []
+        tuned = {"decoder_threads": 2, "loader_threads": 1, "io_depth": 16, "changes": 0}
+        common = {"failed": 0, "peak_rss_kib": 40960, "images": 3000, "tuned": tuned}
+        for rd, ips in enumerate([900, 1000]):
+            runs.append(dict(common, regime="decode", config="io_uring dec=2 ld=1 depth=16", round=rd,
+                             images_per_second=ips, sets=["loader.io_depth=16"]))
+        for rd, (auto, best) in enumerate([(1100, 1000), (900, 1000), (1000, 1000)]):
+            runs.append(dict(common, regime="decode-final", config="auto", round=rd, images_per_second=auto,
+                             sets=[]))
+            runs.append(dict(common, regime="decode-final", config="best fixed", round=rd,
+                             images_per_second=best, sets=["loader.io_depth=16"]))
+        out = report("bench_tune.py", runs)
+        self.assertIn("per round, auto / best fixed: 1.100 0.900 1.000  (median 1.000; auto ahead in 2 of 3)", out)
+        self.assertIn("measured 1.000  met", out)
+
+
+if __name__ == "__main__":
+    unittest.main()
