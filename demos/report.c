@@ -26,8 +26,9 @@ void report_table(FILE *out, const rf_stats *s, struct consumer *c)
 		fprintf(out, "first batch after %.1f ms, ", s->first_batch_seconds * 1e3);
 	fprintf(out, "starved %.1f%%\n", 100.0 * s->starved_fraction);
 	fprintf(out, "loader backend: %s\n", s->loader_backend);
-	fprintf(out, "%s: %d decoder threads, %d loader threads", s->tuned.adaptive ? "autotuned" : "fixed",
-		s->tuned.decoder_threads, s->tuned.loader_threads);
+	fprintf(out, "%s: %d decoder thread%s, %d loader thread%s", s->tuned.adaptive ? "autotuned" : "fixed",
+		s->tuned.decoder_threads, s->tuned.decoder_threads == 1 ? "" : "s", s->tuned.loader_threads,
+		s->tuned.loader_threads == 1 ? "" : "s");
 	if (s->tuned.io_depth)
 		fprintf(out, ", io_depth %d", s->tuned.io_depth);
 	if (s->tuned.adaptive)
