@@ -96,8 +96,8 @@ typedef struct rf__tuner {
  *   for 0.5 s: halve it (not below min);
  * - decoding: busy > 85%, on a CPU >= 75% of that, not blocked: one thread
  *   more (up to max); busy but on a CPU < 60% for four ticks (waiting for
- *   cores): one thread fewer (not below min) for eight ticks, kept only if the decode rate
- *   stayed within 3%; after a trial, no change for 3 s.
+ *   cores): one thread fewer (not below min) for eight ticks, kept only if
+ *   the decode rate stayed within 3%; after a trial, no change for 3 s.
  */
 void rf__tune_step(rf__tuner *s, const rf__tune_tick *x, const int min[RF__KNOB_COUNT],
 		   const int max[RF__KNOB_COUNT], const bool adaptive[RF__KNOB_COUNT], int active[RF__KNOB_COUNT]);
