@@ -15,10 +15,11 @@
  * at once and holds the answer back: requests are taken by --threads threads
  * (default 4, started as needed and then kept; a handler never sleeps), and
  * one thread sends each answer when it is due, so any number of requests wait
- * concurrently at the cost of a heap entry each, not of a sleeping thread. Without --cache the
- * kernel caches nothing (no attribute, entry or page cache; every read goes to
- * slowfs), so every lookup, open and read pays its delay, as on storage with
- * no client cache: a file costs 4 requests (LOOKUP, OPEN, READ, RELEASE).
+ * concurrently at the cost of a heap entry each, not of a sleeping thread.
+ * Without --cache the kernel caches nothing (no attribute, entry or page
+ * cache; every read goes to slowfs), so every lookup, open and read pays its
+ * delay, as on storage with no client cache: a file costs 4 requests (LOOKUP,
+ * OPEN, READ, RELEASE).
  * Access is checked where a network file system checks it, on the server:
  * slowfs opens files as the user who mounted it, the only user the kernel
  * lets in (no allow_other). --permissions makes the kernel check the mode
