@@ -218,9 +218,10 @@ static int choose_backend(rf_pipeline *p)
 		break;
 	}
 	p->backend = RF_BACKEND_IO_URING;
-	/* Where every operation blocks, loading needs more files in flight (tune.h). */
-	p->blocking_fs = p->source.count ? rf__loader_blocking_fs(p->source.paths[0]) : NULL;
-	if (p->blocking_fs && p->cfg.loader.io_depth == 0)
+	/* Where every operation blocks, io_depth = auto keeps more files in flight (tune.h). */
+	if (p->cfg.loader.io_depth == 0 && p->source.count)
+		p->blocking_fs = rf__loader_blocking_fs(p->source.paths[0]);
+	if (p->blocking_fs)
 		snprintf(p->backend_name, sizeof(p->backend_name),
 			 "io_uring (%s: a blocking file system, io_depth from %d)", p->blocking_fs,
 			 RF__IO_DEPTH_BLOCKING_START);

@@ -98,7 +98,7 @@ struct rf_pipeline {
 	_Atomic uint64_t delivered_position; /* ordered: resume point after the batches handed out */
 	rf_backend backend;        /* resolved: io_uring or pread */
 	char backend_name[160];
-	const char *blocking_fs;   /* io_uring: the first input's file system if it blocks, or NULL */
+	const char *blocking_fs;   /* io_uring, io_depth = auto: the first input's file system if it blocks */
 
 	pthread_t *threads;
 	int thread_count;
