@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Report of scripts/bench_storage.sh: medians per configuration, the io_depth and thread curves,
 how many pread threads match one io_uring loader, and the slow-storage target, judged on the
-back-to-back pairs when there are any (on the rounds otherwise).
+back-to-back pairs when there are any (on the rounds otherwise): the median of the pairs' ratios,
+with a bootstrap interval, "met" only when all of the interval reaches the target.
 
   bench_storage.py RUNS.jsonl [--json FILE] [--plot FILE]
 """
@@ -13,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 
-from bench_common import per_round
+from bench_common import bootstrap_interval, per_round, verdict
 
 TARGET = 0.9  # 2 ms storage, one io_uring loader at io_depth 64, against the plain directory
 
@@ -44,27 +45,33 @@ def target_pairs(runs):
 
 
 def print_target(runs, plain, fuse0, at2):
-    """Prints the target; returns the ratio it is judged on (None without runs for it)."""
+    """Prints the target; returns what it is judged on: {"target_ratio", "target_interval",
+    "target_verdict"} (None each without runs for it)."""
     print("\ntarget: 2 ms storage, 1 io_uring loader, io_depth 64 / plain directory, same config "
           f">= {TARGET}")
-    judged = None
+    judged = {"target_ratio": None, "target_interval": None, "target_verdict": None}
     pairs = target_pairs(runs)
     if pairs:
         p = statistics.median(a for a, _ in pairs)
         s = statistics.median(b for _, b in pairs)
-        judged = s / p
         per = [b / a for a, b in pairs]
-        print(f"  {len(pairs)} pairs run back to back: plain {p:.0f}, slowfs {s:.0f} images/s (medians)   "
-              f"measured {judged:.3f}x  {'met' if judged >= TARGET else 'NOT met'}")
+        ratio = statistics.median(per)
+        interval = bootstrap_interval(per, statistics.median)
+        judged = {"target_ratio": ratio, "target_interval": list(interval),
+                  "target_verdict": verdict(interval, TARGET)}
+        print(f"  {len(pairs)} pairs run back to back: plain {p:.0f}, slowfs {s:.0f} images/s (medians; "
+              f"{s / p:.3f}x)")
         print(f"  per pair: {' '.join(f'{x:.3f}' for x in per)}")
-        print(f"  (median {statistics.median(per):.3f}; {sum(x >= TARGET for x in per)} of {len(per)} "
-              f"pairs at or above {TARGET})")
+        print(f"  ({sum(x >= TARGET for x in per)} of {len(per)} pairs at or above {TARGET})")
+        print(f"  median pair: measured {ratio:.3f}x, 95 % bootstrap interval {interval[0]:.3f}-{interval[1]:.3f}"
+              f"  {judged['target_verdict']}")
     if at2 and plain:
         ratio = at2 / plain
         label = "rounds above (one plain run per round, minutes before)"
-        if judged is None:
-            judged = ratio
-            print(f"  {label}: measured {ratio:.3f}x  {'met' if ratio >= TARGET else 'NOT met'}")
+        if judged["target_ratio"] is None:
+            judged = {"target_ratio": ratio, "target_interval": None,
+                      "target_verdict": "met" if ratio >= TARGET else "NOT met"}
+            print(f"  {label}: measured {ratio:.3f}x  {judged['target_verdict']} (one ratio of medians, no interval)")
         else:
             print(f"  {label}: {ratio:.3f}x")
         if fuse0:
@@ -89,10 +96,10 @@ def main():
     images = max(r["images"] for r in runs)
     if not grid:
         print(f"{images} images; failed items over all runs: {failed}")
-        ratio = print_target(runs, None, None, None)
+        target = print_target(runs, None, None, None)
         if args.json:
             with open(args.json, "w") as f:
-                json.dump({"images": images, "failed": failed, "target_ratio": ratio, "runs": runs}, f, indent=1)
+                json.dump({"images": images, "failed": failed, **target, "runs": runs}, f, indent=1)
             print(f"json: {args.json}")
         return 0
 
@@ -140,7 +147,7 @@ def main():
         print(f"  {d:g} ms: io_uring {ref:.0f} images/s; pread "
               + (f"needs {need} threads" if need else f"does not get there with up to {threads[-1]} threads"))
 
-    ratio = print_target(runs, plain, fuse0, uring.get((2.0, 64)))
+    target = print_target(runs, plain, fuse0, uring.get((2.0, 64)))
 
     if args.json:
         out = {"images": images, "rounds": rounds, "failed": failed, "plain": plain, "slowfs_0ms": fuse0,
@@ -152,7 +159,7 @@ def main():
                "pil_pool": [{"delay_ms": d, "workers": w, "images_per_second": v} for (d, w), v in
                             sorted(pool.items())],
                "pread_threads_to_match": {str(d): t for d, t in match.items()},
-               "target_ratio": ratio, "runs": runs}
+               **target, "runs": runs}
         with open(args.json, "w") as f:
             json.dump(out, f, indent=1)
         print(f"json: {args.json}")

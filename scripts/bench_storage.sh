@@ -11,7 +11,7 @@
 # ringfeed runs are `ringfeed run --consumer null` with the default config plus the loader
 # settings. Then the target's two configurations alone, back to back, P times (plain directory,
 # then slowfs at 2 ms, one io_uring loader at io_depth 64, the mount kept up): the target is judged
-# on these pairs. Prints medians, the io_depth curve and the target; --json writes every run,
+# on these pairs (the median pair's ratio, met when all of its 95 % bootstrap interval is). Prints medians, the io_depth curve and the target; --json writes every run,
 # --plot a PNG of the curves. --slowfs-args adds options to every slowfs mount (e.g. "--batch");
 # --repeat 0 runs the pairs only. Needs root or fusermount3 (Debian fuse3); installs what is missing.
 set -euo pipefail
