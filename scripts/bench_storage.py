@@ -83,26 +83,10 @@ def print_target(runs, plain, fuse0, at2):
     return judged
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("runs")
-    ap.add_argument("--json")
-    ap.add_argument("--plot")
-    args = ap.parse_args()
-    runs = [json.loads(line) for line in open(args.runs) if line.strip()]
-    failed = sum(r.get("failed", 0) for r in runs)
-    grid = [r for r in runs if not r["storage"].startswith("pair_")]
+def print_grid(runs, grid, images, failed):
+    """Prints the grid (medians, curves, pread threads to match); returns its summary for the JSON
+    and the arguments of plot()."""
     rounds = len({r["round"] for r in grid})
-    images = max(r["images"] for r in runs)
-    if not grid:
-        print(f"{images} images; failed items over all runs: {failed}")
-        target = print_target(runs, None, None, None)
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump({"images": images, "failed": failed, **target, "runs": runs}, f, indent=1)
-            print(f"json: {args.json}")
-        return 0
-
     plain = median_by([r for r in runs if r["storage"] == "plain"], lambda r: 0).get(0)
     cold = median_by([r for r in runs if r["storage"] == "cold"], lambda r: r.get("direct_io", False))
     uring = median_by([r for r in runs if r["storage"] == "slowfs" and r["system"] == "ringfeed"
@@ -147,10 +131,7 @@ def main():
         print(f"  {d:g} ms: io_uring {ref:.0f} images/s; pread "
               + (f"needs {need} threads" if need else f"does not get there with up to {threads[-1]} threads"))
 
-    target = print_target(runs, plain, fuse0, uring.get((2.0, 64)))
-
-    if args.json:
-        out = {"images": images, "rounds": rounds, "failed": failed, "plain": plain, "slowfs_0ms": fuse0,
+    summary = {"rounds": rounds, "plain": plain, "slowfs_0ms": fuse0,
                "cold": {("direct_io" if k else "buffered"): v for k, v in cold.items()},
                "io_uring": [{"delay_ms": d, "io_depth": k, "images_per_second": v} for (d, k), v in
                             sorted(uring.items())],
@@ -159,12 +140,33 @@ def main():
                "pil_pool": [{"delay_ms": d, "workers": w, "images_per_second": v} for (d, w), v in
                             sorted(pool.items())],
                "pread_threads_to_match": {str(d): t for d, t in match.items()},
-               **target, "runs": runs}
+               **print_target(runs, plain, fuse0, uring.get((2.0, 64)))}
+    return summary, (plain, fuse0, delays, uring, pread, depths, threads)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("runs")
+    ap.add_argument("--json")
+    ap.add_argument("--plot")
+    args = ap.parse_args()
+    runs = [json.loads(line) for line in open(args.runs) if line.strip()]
+    failed = sum(r.get("failed", 0) for r in runs)
+    grid = [r for r in runs if not r["storage"].startswith("pair_")]
+    images = max(r["images"] for r in runs)
+    summary, curves = {"images": images, "failed": failed}, None
+    if grid:
+        more, curves = print_grid(runs, grid, images, failed)
+        summary.update(more)
+    else:  # --repeat 0: the pairs alone
+        print(f"{images} images; failed items over all runs: {failed}")
+        summary.update(print_target(runs, None, None, None))
+    if args.json:
         with open(args.json, "w") as f:
-            json.dump(out, f, indent=1)
+            json.dump({**summary, "runs": runs}, f, indent=1)
         print(f"json: {args.json}")
-    if args.plot:
-        plot(args.plot, plain, fuse0, delays, uring, pread, depths, threads)
+    if args.plot and curves:
+        plot(args.plot, *curves)
         print(f"plot: {args.plot}")
     return 0
 
