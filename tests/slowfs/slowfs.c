@@ -67,14 +67,16 @@ static struct {
 /* ---- nodes: FUSE inode numbers for the source's files -------------------- */
 
 /*
- * One per source file looked up, kept until exit (the set is a data set's
- * files; FORGET is answered without freeing). The FUSE inode number is the
- * node's address; the root is FUSE_ROOT_ID.
+ * One per source file the kernel holds: made by the first lookup, freed when
+ * FORGET takes back as many lookups as were answered, so memory follows the
+ * kernel's inode cache, not the data set. The FUSE inode number is the
+ * node's address; the root is FUSE_ROOT_ID and never forgotten.
  */
 struct node {
 	dev_t dev;
 	ino_t ino;
-	char *path; /* relative to the source directory */
+	uint64_t lookups; /* entries answered (or about to be) and not yet forgotten */
+	char *path;       /* relative to the source directory */
 };
 
 static struct node root = {.path = "."};
@@ -94,7 +96,7 @@ static struct node *node_of(fuse_ino_t ino)
 	return ino == FUSE_ROOT_ID ? &root : (struct node *)(uintptr_t)ino;
 }
 
-/* The node for st (found or made with path); NULL when out of memory. */
+/* The node for st (found or made with path), counting one more lookup; NULL when out of memory. */
 static struct node *intern(const struct stat *st, const char *path)
 {
 	struct node key = {.dev = st->st_dev, .ino = st->st_ino};
@@ -110,6 +112,8 @@ static struct node *intern(const struct stat *st, const char *path)
 			n = NULL;
 		}
 	}
+	if (n)
+		n->lookups++;
 	pthread_mutex_unlock(&nodes_lock);
 	return n;
 }
@@ -119,6 +123,22 @@ static void node_free(void *v)
 	struct node *n = v;
 	free(n->path);
 	free(n);
+}
+
+/* The kernel drops count of its lookups of ino; the node goes with the last. */
+static void forget(fuse_ino_t ino, uint64_t count)
+{
+	if (ino == FUSE_ROOT_ID)
+		return;
+	struct node *n = node_of(ino);
+	pthread_mutex_lock(&nodes_lock);
+	n->lookups -= count < n->lookups ? count : n->lookups;
+	bool last = n->lookups == 0;
+	if (last)
+		tdelete(n, &nodes, node_cmp);
+	pthread_mutex_unlock(&nodes_lock);
+	if (last)
+		node_free(n);
 }
 
 /* ---- answers held back until due ---------------------------------------- */
@@ -338,13 +358,14 @@ static void slow_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 static void slow_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
-	(void)ino, (void)nlookup;
+	forget(ino, nlookup);
 	fuse_reply_none(req);
 }
 
 static void slow_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
 {
-	(void)count, (void)forgets;
+	for (size_t i = 0; i < count; i++)
+		forget(forgets[i].ino, forgets[i].nlookup);
 	fuse_reply_none(req);
 }
 
