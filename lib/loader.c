@@ -128,9 +128,18 @@ void rf__loader_read_mode(rf_pipeline *p, rf__item *item, int fd)
 		fcntl(fd, F_SETFL, 0);
 }
 
+/*
+ * At most 1 GiB per read (a multiple of DIRECT_ALIGN, so the next offset
+ * stays aligned): io_uring takes a 32-bit length, and Linux ends any read at
+ * 2 GiB anyway; a larger file is read in several.
+ */
+#define READ_MAX ((size_t)1 << 30)
+
 size_t rf__loader_read_len(const rf__item *item)
 {
-	return item->direct ? round_up((size_t)item->size, DIRECT_ALIGN) - item->len : (size_t)item->size - item->len;
+	size_t left = item->direct ? round_up((size_t)item->size, DIRECT_ALIGN) - item->len
+				   : (size_t)item->size - item->len;
+	return left < READ_MAX ? left : READ_MAX;
 }
 
 int rf__loader_reserve(rf_pipeline *p, rf__item *item, bool wait)

@@ -29,6 +29,8 @@ enum op { OP_OPEN = 1, OP_READ, OP_CLOSE };
 #define WAIT_SLICE_NS 20000000LL
 /* How often a loader with files parked for memory (limits.memory_mb) retries them. */
 #define PARKED_SLICE_NS 2000000LL
+/* Failed waits in a row after which a broken ring is given up without draining it. */
+#define RING_ERRORS_MAX 100
 
 struct loader {
 	rf_pipeline *p;
@@ -111,6 +113,7 @@ static void finish(struct loader *l, int req)
 	if (item->fd >= 0)
 		queue_close(l, item->fd);
 	item->fd = -1;
+	l->reqs[req] = NULL; /* the item moves on; the slot must not reach it */
 	l->free_reqs[l->free_count++] = req;
 	if (atomic_load(&l->p->canceled))
 		return;
@@ -172,7 +175,12 @@ static void completed(struct loader *l, uint64_t data, int res)
 	if (op == OP_CLOSE)
 		return;
 	rf__item *item = l->reqs[req];
-	if (res == -EAGAIN || res == -EINTR) {
+	/*
+	 * Interrupted: again, unless stopping. Not an open's EAGAIN: with
+	 * O_NONBLOCK it means a lease is held on the file, which would hold the
+	 * loader in a loop for the lease-break time; it fails, as with pread.
+	 */
+	if ((res == -EINTR || (res == -EAGAIN && op == OP_READ)) && !atomic_load(&l->p->canceled)) {
 		queue_op(l, req, op);
 		return;
 	}
@@ -232,7 +240,9 @@ static void reap(struct loader *l)
 	unsigned head, n = 0;
 	io_uring_for_each_cqe(&l->ring, head, cqe)
 	{
-		completed(l, cqe->user_data, cqe->res);
+		/* Kernels without IORING_FEAT_EXT_ARG: liburing's own timeout for the wait. */
+		if (cqe->user_data != LIBURING_UDATA_TIMEOUT)
+			completed(l, cqe->user_data, cqe->res);
 		n++;
 	}
 	io_uring_cq_advance(&l->ring, n);
@@ -287,6 +297,7 @@ void rf__loader_uring_run(rf_pipeline *p)
 	struct loader l;
 	uint64_t cpu = rf__thread_cpu_ns();
 	if (loader_init(&l, p) == 0) {
+		int ring_errors = 0;
 		for (;;) {
 			if (l.parked_count)
 				unpark(&l);
@@ -302,16 +313,25 @@ void rf__loader_uring_run(rf_pipeline *p)
 			if (saturated)
 				rf__count(&p->tune.saturated_ns, rf__now_ns() - t);
 			if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
+				/*
+				 * The pipeline stops; keep reaping while the ring
+				 * answers, so that every open file is closed and no
+				 * read is left writing into a buffer about to be freed.
+				 */
 				rf__pipeline_fail(p, RF_ESYS, "io_uring_submit_and_wait: %s", strerror(-rc));
-				break;
+				if (++ring_errors > RING_ERRORS_MAX)
+					break;
+			} else {
+				ring_errors = 0;
 			}
 			reap(&l);
 			rf__count_cpu(&p->stage[RF_STAGE_LOADER], &cpu);
 		}
 		io_uring_queue_exit(&l.ring);
-		/* Only after a ring failure: parked files are still open. */
-		for (int i = 0; i < l.parked_count; i++)
-			close(l.reqs[l.parked[i]]->fd);
+		/* Only when the ring was given up: files still open (parked, or their read never answered). */
+		for (int i = 0; i < l.depth; i++)
+			if (l.reqs[i] && l.reqs[i]->fd >= 0)
+				close(l.reqs[i]->fd);
 	}
 	rf__count_cpu(&p->stage[RF_STAGE_LOADER], &cpu);
 	free(l.reqs);

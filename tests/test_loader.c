@@ -1,5 +1,10 @@
 /* Both loader backends, driven by hand: every file comes out whole or failed with a reason. */
 #include <criterion/criterion.h>
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <liburing.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,6 +88,22 @@ static bool takes_o_direct(const char *dir)
 	return fd >= 0;
 }
 
+/* Adds dir/name of every case, in order, through a list file (a directory named directly would be walked). */
+static void add_cases(rf_pipeline *p, const char *dir, const struct expect *cases, size_t n)
+{
+	char *list = tfs_path(dir, "list");
+	FILE *f = fopen(list, "w");
+	for (size_t i = 0; i < n; i++)
+		fprintf(f, "%s/%s\n", dir, cases[i].name);
+	fclose(f);
+	char *at = NULL;
+	cr_assert_gt(asprintf(&at, "@%s", list), 0);
+	cr_assert_eq(rf_pipeline_add(p, at), 0);
+	cr_assert_eq(rf_pipeline_item_count(p), n);
+	free(at);
+	free(list);
+}
+
 static void run_cases(rf_backend backend, bool direct)
 {
 	char *dir = tfs_mkdtemp();
@@ -118,18 +139,7 @@ static void run_cases(rf_backend backend, bool direct)
 	cfg.limits.max_file_bytes = 4u << 20;
 	rf_pipeline *p;
 	cr_assert_eq(rf_pipeline_create(&p, &cfg), 0);
-	/* Through a list file: a directory named directly would be walked, not read. */
-	char *list = tfs_path(dir, "list");
-	FILE *f = fopen(list, "w");
-	for (size_t i = 0; i < n; i++)
-		fprintf(f, "%s/%s\n", dir, cases[i].name);
-	fclose(f);
-	char *at = NULL;
-	cr_assert_gt(asprintf(&at, "@%s", list), 0);
-	cr_assert_eq(rf_pipeline_add(p, at), 0);
-	cr_assert_eq(rf_pipeline_item_count(p), n);
-	free(at);
-	free(list);
+	add_cases(p, dir, cases, n);
 	rf__item **items = load_all(p, backend, n);
 	bool o_direct = takes_o_direct(dir);
 	for (size_t i = 0; i < n; i++) {
@@ -158,7 +168,6 @@ Test(loader, pread_reads_whole_files_and_rejects_non_files, .timeout = 60)
 	run_cases(RF_BACKEND_PREAD, false);
 }
 
-/* More files than io_depth and than free items: requests and items are recycled. */
 /* loader.direct_io: the same files, byte for byte, read with O_DIRECT into aligned buffers. */
 Test(loader, uring_direct_io_reads_whole_files, .timeout = 60)
 {
@@ -170,6 +179,7 @@ Test(loader, pread_direct_io_reads_whole_files, .timeout = 60)
 	run_cases(RF_BACKEND_PREAD, true);
 }
 
+/* More files than io_depth and than free items: requests and items are recycled. */
 static void run_many(rf_backend backend)
 {
 	char *dir = tfs_mkdtemp();
@@ -213,6 +223,150 @@ Test(loader, uring_many_files_small_depth, .timeout = 60)
 Test(loader, pread_many_files, .timeout = 60)
 {
 	run_many(RF_BACKEND_PREAD);
+}
+
+/*
+ * Linux 5.6-5.10 have no IORING_FEAT_EXT_ARG: liburing then waits with a
+ * timeout SQE of its own, whose completion (LIBURING_UDATA_TIMEOUT) lands
+ * among the loader's. hide_ext_arg makes this kernel look like one of those.
+ */
+static bool hide_ext_arg;
+
+int io_uring_queue_init_params(unsigned entries, struct io_uring *ring, struct io_uring_params *params)
+{
+	static int (*real)(unsigned, struct io_uring *, struct io_uring_params *);
+	if (!real)
+		*(void **)&real = dlsym(RTLD_NEXT, "io_uring_queue_init_params");
+	int rc = real(entries, ring, params);
+	if (rc == 0 && hide_ext_arg)
+		ring->features &= ~IORING_FEAT_EXT_ARG;
+	return rc;
+}
+
+Test(loader, uring_on_kernels_without_ext_arg, .timeout = 60)
+{
+	hide_ext_arg = true;
+	run_many(RF_BACKEND_IO_URING);
+}
+
+/* The loader's wait that fails with ENOMEM, counted from 1 (0: none). */
+static int fail_wait;
+
+int io_uring_submit_and_wait_timeout(struct io_uring *ring, struct io_uring_cqe **cqe, unsigned wait_nr,
+				     struct __kernel_timespec *ts, sigset_t *sigmask)
+{
+	static int (*real)(struct io_uring *, struct io_uring_cqe **, unsigned, struct __kernel_timespec *,
+			   sigset_t *);
+	static int calls;
+	if (!real)
+		*(void **)&real = dlsym(RTLD_NEXT, "io_uring_submit_and_wait_timeout");
+	if (fail_wait && ++calls == fail_wait)
+		return -ENOMEM;
+	return real(ring, cqe, wait_nr, ts, sigmask);
+}
+
+static int open_fds(void)
+{
+	int n = 0;
+	DIR *d = opendir("/proc/self/fd");
+	cr_assert_not_null(d);
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+/* The ring fails mid-run: the pipeline stops with the reason, and no file is left open. */
+Test(loader, uring_ring_failure_closes_every_file, .timeout = 60)
+{
+	char *dir = tfs_mkdtemp();
+	enum { N = 200 };
+	char name[32];
+	for (int i = 0; i < N; i++) {
+		snprintf(name, sizeof(name), "f%03d", i);
+		write_file(dir, name, 3000);
+	}
+	int before = open_fds();
+	rf_config cfg;
+	rf_config_init(&cfg);
+	cfg.loader.backend = RF_BACKEND_IO_URING;
+	cfg.loader.io_depth = 16;
+	cfg.decoder.threads = 1;
+	cfg.pipeline.queue_depth = N;
+	rf_pipeline *p;
+	cr_assert_eq(rf_pipeline_create(&p, &cfg), 0);
+	cr_assert_eq(rf_pipeline_add(p, dir), 0);
+	cr_assert_eq(rf__pipeline_prepare(p), 0, "%s", rf_pipeline_error(p));
+	fail_wait = 3; /* files are open and reads in flight by then */
+	rf__loader_uring_run(p);
+	cr_assert_str_eq(rf_pipeline_error(p), "io_uring_submit_and_wait: Cannot allocate memory");
+	rf_pipeline_close(p);
+	cr_assert_eq(open_fds(), before, "files left open after the ring failed");
+	tfs_rmtree(dir);
+	free(dir);
+}
+
+/*
+ * A file another process holds a write lease on (a file server's, say):
+ * opening it without blocking fails at once, and so must the item, instead
+ * of the open being retried until the lease-break time (45 s) runs out.
+ */
+static void run_leased(rf_backend backend)
+{
+	char *dir = tfs_mkdtemp();
+	const struct expect cases[] = {
+		{"leased", 100, RF_EIO, "Resource temporarily unavailable"},
+		{"plain", 100, 0, NULL},
+	};
+	size_t n = sizeof(cases) / sizeof(cases[0]);
+	for (size_t i = 0; i < n; i++)
+		write_file(dir, cases[i].name, cases[i].size);
+	char *leased = tfs_path(dir, "leased");
+	signal(SIGIO, SIG_IGN); /* the lease's holder, this process, is told of the break by SIGIO */
+	int holder = open(leased, O_RDWR);
+	cr_assert_geq(holder, 0);
+	if (fcntl(holder, F_SETLEASE, F_WRLCK) != 0)
+		cr_skip_test("no write lease on %s: %s", dir, strerror(errno));
+	rf_config cfg;
+	rf_config_init(&cfg);
+	cfg.loader.backend = backend;
+	cfg.loader.io_depth = 4;
+	cfg.decoder.threads = 1;
+	rf_pipeline *p;
+	cr_assert_eq(rf_pipeline_create(&p, &cfg), 0);
+	add_cases(p, dir, cases, n);
+	rf__item **items = load_all(p, backend, n);
+	for (size_t i = 0; i < n; i++)
+		check_item(p, items[i], &cases[i]);
+	free(items);
+	rf_pipeline_close(p);
+	close(holder);
+	free(leased);
+	tfs_rmtree(dir);
+	free(dir);
+}
+
+Test(loader, uring_fails_a_leased_file_at_once, .timeout = 20)
+{
+	run_leased(RF_BACKEND_IO_URING);
+}
+
+Test(loader, pread_fails_a_leased_file_at_once, .timeout = 20)
+{
+	run_leased(RF_BACKEND_PREAD);
+}
+
+/* io_uring takes a 32-bit length: a file of 4 GiB or more is read 1 GiB at a time, not cut short. */
+Test(loader, a_read_asks_for_at_most_one_gib)
+{
+	rf__item item = {.size = (5ull << 30) + 100};
+	cr_assert_eq(rf__loader_read_len(&item), (size_t)1 << 30);
+	item.len = (size_t)5 << 30;
+	cr_assert_eq(rf__loader_read_len(&item), 100);
+	item.direct = true; /* whole blocks */
+	cr_assert_eq(rf__loader_read_len(&item), 4096);
+	item.len = 0;
+	cr_assert_eq(rf__loader_read_len(&item), (size_t)1 << 30);
 }
 
 Test(loader, auto_backend_names_itself)
