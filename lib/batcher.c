@@ -9,8 +9,16 @@
 
 /* Items given slots per trip through the lock; their pixels are written after unlocking. */
 #define WORK_MAX 32
-/* Failures held at most before they are shipped, so an all-failing input stays bounded. */
+/*
+ * Failures held before they are shipped, so that an all-failing input stays
+ * bounded: past PENDING_ERRORS_MAX they go out in a batch of their own when
+ * no batch has images waiting. A batch with images is not cut short for them
+ * (every batch but an epoch's last is full) unless PENDING_ERRORS_HARD
+ * failures in a row pile up behind it (about 4 MB of records); then it ships
+ * short, and under drop_last its images are dropped (counted).
+ */
 #define PENDING_ERRORS_MAX 1024
+#define PENDING_ERRORS_HARD 16384
 
 struct work {
 	rf__item *item;
@@ -214,8 +222,10 @@ static void take_failure(rf_pipeline *p, rf__item *item, char *fatal, size_t fat
 	}
 	/* Not waiting here: the caller may hold slots (see assign_slots); a later failure retries. */
 	rf_batch *batch = b->pending.count >= PENDING_ERRORS_MAX ? filling_batch(b) : NULL;
-	if (batch)
-		seal(b, batch);
+	if (batch && batch->count == 0)
+		seal(b, batch); /* a batch of errors only */
+	else if (batch && b->pending.count >= PENDING_ERRORS_HARD)
+		seal_short(b, batch);
 }
 
 /* Gives slots to the items now due, in order, until a gap or WORK_MAX. */

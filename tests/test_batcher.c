@@ -29,13 +29,13 @@ static rf_pipeline *make(size_t n, int batch_size, bool ordered, bool drop_last)
 		cr_assert_eq(rf_pipeline_add(p, path), 0);
 	}
 	cr_assert_eq(rf__pipeline_prepare(p), 0);
-	cr_assert_geq(p->item_count, n, "the test needs every item alive at once");
 	return p;
 }
 
 /* Takes free items for inputs 0..n-1; failing[i] marks the ones that failed. */
 static rf__item **take_items(rf_pipeline *p, size_t n, const bool *failing)
 {
+	cr_assert_geq(p->item_count, n, "the test needs every item alive at once");
 	rf__item **items = calloc(n, sizeof(*items));
 	for (size_t i = 0; i < n; i++) {
 		int rc;
@@ -183,5 +183,77 @@ Test(batcher, all_failing_input_ships_error_only_batches)
 	cr_assert_eq(rf_batch_error_count(batches[0]), N);
 	rf_batch_release(batches[0]);
 	free(items);
+	rf_pipeline_close(p);
+}
+
+/* Submits n items in order, one at a time (items come back free once slotted); bad(i) says which fail. */
+static void submit_stream(rf_pipeline *p, size_t n, bool (*bad)(size_t))
+{
+	uint64_t blocked = 0;
+	for (size_t i = 0; i < n; i++) {
+		int rc;
+		rf__item *item = rf__loader_take_item(p, false, &rc);
+		cr_assert_not_null(item, "no free item for input %zu", i);
+		memset(item->pixels, (int)(i & 0xff), W * H * C);
+		if (bad(i))
+			rf__item_fail(item, RF_EIO, "missing %zu", i);
+		rf__batcher_submit(p, item, &blocked);
+	}
+	rf__batcher_finish(p);
+}
+
+enum { SIZE = 64, GOOD_FIRST = 63, BAD_RUN = 1100 };
+
+static bool bad_after_63(size_t i)
+{
+	return i >= GOOD_FIRST && i < GOOD_FIRST + BAD_RUN;
+}
+
+/*
+ * 1100 failures in a row behind a batch with 63 of its 64 images: more than
+ * are held before an error-only batch would go, but with images waiting the
+ * batch keeps its size and ships full once the 64th arrives, with the errors.
+ */
+Test(batcher, a_run_of_failures_does_not_cut_a_batch_short)
+{
+	enum { N = GOOD_FIRST + BAD_RUN + 2 * SIZE };
+	rf_pipeline *p = make(N, SIZE, true, true);
+	submit_stream(p, N, bad_after_63);
+	rf_batch *batches[8];
+	size_t nb = drain(p, batches, 8);
+	size_t errors = 0;
+	for (size_t k = 0; k < nb; k++) {
+		cr_assert_eq(rf_batch_count(batches[k]), SIZE, "batch %zu has %zu images", k, rf_batch_count(batches[k]));
+		errors += rf_batch_error_count(batches[k]);
+	}
+	cr_assert_eq(nb, 2);
+	cr_assert_eq(rf_batch_error_count(batches[0]), BAD_RUN);
+	cr_assert_eq(errors, BAD_RUN);
+	cr_assert_eq(p->batcher.dropped, GOOD_FIRST + 2 * SIZE - nb * SIZE, "the epoch's short tail is dropped");
+	for (size_t k = 0; k < nb; k++)
+		rf_batch_release(batches[k]);
+	rf_pipeline_close(p);
+}
+
+static bool bad_after_1(size_t i)
+{
+	return i >= 1;
+}
+
+/* Errors stay bounded even then: after 16384 in a row the waiting batch ships short with them. */
+Test(batcher, failures_held_behind_a_batch_stay_bounded)
+{
+	enum { HARD = 16384, N = 1 + HARD + 10 };
+	rf_pipeline *p = make(N, SIZE, true, false);
+	submit_stream(p, N, bad_after_1);
+	rf_batch *batches[8];
+	size_t nb = drain(p, batches, 8);
+	cr_assert_eq(nb, 2);
+	cr_assert_eq(rf_batch_count(batches[0]), 1);
+	cr_assert_eq(rf_batch_error_count(batches[0]), HARD);
+	cr_assert_eq(rf_batch_count(batches[1]), 0);
+	cr_assert_eq(rf_batch_error_count(batches[1]), N - 1 - HARD);
+	for (size_t k = 0; k < nb; k++)
+		rf_batch_release(batches[k]);
 	rf_pipeline_close(p);
 }
