@@ -99,8 +99,12 @@ int rf__png_decode(const rf_config *cfg, const uint8_t *data, size_t len, rf__sc
 		png_destroy_read_struct(&png, NULL, NULL);
 		return rf__fail(reason, reason_len, RF_ENOMEM, "png: out of memory");
 	}
-	/* Size limits are ringfeed's (limits.max_pixels, checked from the header), not libpng's defaults. */
-	png_set_user_limits(png, PNG_USER_WIDTH_MAX, PNG_USER_HEIGHT_MAX);
+	/*
+	 * Size limits are ringfeed's (limits.max_pixels, checked from the
+	 * header): libpng's own defaults (PNG_USER_WIDTH_MAX, 1,000,000 a side)
+	 * would call a 1,000,001 x 1 image corrupt.
+	 */
+	png_set_user_limits(png, PNG_UINT_31_MAX, PNG_UINT_31_MAX);
 	png_set_chunk_malloc_max(png, PNG_CHUNK_MAX);
 	png_set_read_fn(png, &src, read_bytes);
 	int w = 0, h = 0, channels = 0, err;

@@ -35,6 +35,7 @@
  */
 #include <limits.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -118,6 +119,43 @@ static uint64_t bmp_size(const uint8_t *d, size_t len, int w, int h)
 	bpp = le32(d + 14) == 12 ? le16(d + 24) : le16(d + 28);
 	row = ((uint64_t)w * bpp + 31) / 32 * 4;
 	return le32(d + 10) + row * (uint64_t)(h - 1) + ((uint64_t)w * bpp + 7) / 8;
+}
+
+/*
+ * stb 2.27 keeps a paletted BMP's palette in a stack array it never clears,
+ * so an index past the palette's end, or a palette its header arithmetic
+ * sizes at zero or less (a pixel offset inside the header), would put stack
+ * bytes in a "good" image. The palette size is computed as stb does; NULL
+ * when every pixel names an entry. Call only once bmp_size fits in the data.
+ */
+static const char *bmp_palette_problem(const uint8_t *d, int w, int h, char *why, size_t why_len)
+{
+	uint32_t hsz = le32(d + 14), bpp = hsz == 12 ? le16(d + 24) : le16(d + 28);
+	int64_t offset = le32(d + 10);
+	if (bpp != 1 && bpp != 4 && bpp != 8)
+		return NULL;
+	int64_t colours = hsz == 12 ? (offset - 14 - 24) / 3 : (offset - 14 - (int64_t)hsz) / 4;
+	if (colours < 1 || colours > 256) {
+		snprintf(why, why_len, "the header leaves room for %lld palette entries (%u-bit pixels)",
+			 (long long)colours, (unsigned)bpp);
+		return why;
+	}
+	if (colours >= 1 << bpp)
+		return NULL;
+	uint64_t row = ((uint64_t)w * bpp + 31) / 32 * 4;
+	for (int y = 0; y < h; y++) {
+		const uint8_t *r = d + offset + (uint64_t)y * row;
+		for (int x = 0; x < w; x++) {
+			unsigned index = bpp == 8 ? r[x] : bpp == 4 ? (r[x / 2] >> (x % 2 ? 0 : 4)) & 15
+							       : (r[x / 8] >> (7 - x % 8)) & 1;
+			if (index >= colours) {
+				snprintf(why, why_len, "pixel index %u past the %lld-entry palette", index,
+					 (long long)colours);
+				return why;
+			}
+		}
+	}
+	return NULL;
 }
 
 /*
@@ -303,6 +341,9 @@ int rf__stb_decode(const rf_config *cfg, const uint8_t *data, size_t len, rf__im
 	if (need > len)
 		return rf__fail(reason, reason_len, RF_EDECODE, "%s: truncated (%zu of %s%llu bytes)", f->name,
 				len, exact ? "" : "at least ", (unsigned long long)need);
+	char why[96];
+	if (!strcmp(f->name, "bmp") && bmp_palette_problem(data, w, h, why, sizeof(why)))
+		return rf__fail(reason, reason_len, RF_EDECODE, "bmp: %s", why);
 	if (exact) {
 		px = stbi_load_from_memory(data, (int)len, &w, &h, &comp, 0);
 	} else {

@@ -114,8 +114,8 @@ static double triangle(double x)
  */
 static void span_weights(int16_t *k, int first, int n, double center, double ss, rf__span *sp)
 {
-	double total = 0;
-	int sum = 0, big = 0, skip = 0;
+	double total = 0, running = 0;
+	int rounded = 0, skip = 0;
 
 	for (int i = 0; i < n; i++)
 		total += triangle((first + i + 0.5 - center) * ss);
@@ -126,14 +126,19 @@ static void span_weights(int16_t *k, int first, int n, double center, double ss,
 		sp->n = 1;
 		return;
 	}
+	/*
+	 * Each weight is the step in the rounded running total: never negative,
+	 * and they sum to exactly 1.0 (the last running total is total itself,
+	 * summed in the same order). Rounding each weight alone and correcting
+	 * the largest went negative at downscales of thousands to one, where the
+	 * rounding errors of many taps add up.
+	 */
 	for (int i = 0; i < n; i++) {
-		k[i] = (int16_t)lrint(triangle((first + i + 0.5 - center) * ss) / total * COEF_ONE);
-		sum += k[i];
-		if (k[i] > k[big])
-			big = i;
+		running += triangle((first + i + 0.5 - center) * ss);
+		int next = (int)lrint(running / total * COEF_ONE);
+		k[i] = (int16_t)(next - rounded);
+		rounded = next;
 	}
-	/* Rounding leaves the sum a few units off 1.0; the largest weight absorbs it. */
-	k[big] = (int16_t)(k[big] + COEF_ONE - sum);
 	while (n > 1 && k[n - 1] == 0)
 		n--;
 	while (skip < n - 1 && k[skip] == 0)

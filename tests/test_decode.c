@@ -553,6 +553,23 @@ Test(limits, max_pixels_is_inclusive)
 	}
 }
 
+/* Only limits.max_pixels bounds a side: libpng's default would refuse over 1,000,000. */
+Test(limits, png_wider_than_a_million_pixels_decodes)
+{
+	enum { W = 1000001 };
+	rf_config cfg = config(16, 1, 1, RF_FIT_STRETCH);
+	uint8_t *px = malloc(W), *data;
+	size_t len;
+	memset(px, 200, W);
+	data = encode("png", W, 1, 1, px, &len);
+	result r = decode(&cfg, data, len);
+	cr_assert_eq(r.code, 0, "%s", r.reason);
+	cr_assert_eq(r.px[7], 200);
+	free(r.px);
+	free(data);
+	free(px);
+}
+
 /* ---- broken input ---- */
 
 /* Decodes the first n bytes of data from a copy of exactly n bytes (ASan sees overreads). */
@@ -789,6 +806,64 @@ Test(broken, rle_tga_shorter_than_its_header_allows_fails_up_front)
 	cr_assert(strstr(r.reason, "at least 31270 bytes"), "%s", r.reason);
 	free(r.px);
 	free(file);
+}
+
+/*
+ * An 8-bit BMP of 16 x 16 pixels, every one index pixel, with a palette of
+ * colours entries; offset is where the pixels start (0: right after the palette).
+ */
+static uint8_t *paletted_bmp(unsigned colours, uint8_t pixel, uint32_t offset, size_t *len)
+{
+	enum { W = 16, H = 16 };
+	uint32_t palette_end = 14 + 40 + 4 * colours, at = offset ? offset : palette_end;
+	*len = (at > palette_end ? at : palette_end) + W * H;
+	uint8_t *b = calloc(1, *len);
+	b[0] = 'B';
+	b[1] = 'M';
+	put_le32(b + 2, (uint32_t)*len);
+	put_le32(b + 10, at);
+	put_le32(b + 14, 40);
+	put_le32(b + 18, W);
+	put_le32(b + 22, H);
+	put_le16(b + 26, 1);
+	put_le16(b + 28, 8);
+	put_le32(b + 46, colours);
+	for (unsigned i = 0; i < colours; i++) {
+		b[54 + 4 * i] = (uint8_t)(10 * i + 5); /* blue, green, red, 0 */
+		b[55 + 4 * i] = (uint8_t)(20 * i + 5);
+		b[56 + 4 * i] = (uint8_t)(30 * i + 5);
+	}
+	memset(b + at, pixel, W * H);
+	return b;
+}
+
+/* stb leaves a BMP's palette uninitialised past its entries: such pixels would be stack bytes. */
+Test(broken, bmp_pixels_outside_the_palette_fail)
+{
+	rf_config cfg = config(16, 16, 3, RF_FIT_STRETCH);
+	size_t len;
+	uint8_t *ok = paletted_bmp(2, 1, 0, &len);
+	result r = decode(&cfg, ok, len);
+	cr_assert_eq(r.code, 0, "%s", r.reason);
+	cr_assert(r.px[0] == 35 && r.px[1] == 25 && r.px[2] == 15, "palette entry 1 is (35, 25, 15), got (%d, %d, %d)",
+		  r.px[0], r.px[1], r.px[2]);
+	free(r.px);
+	free(ok);
+
+	uint8_t *past = paletted_bmp(2, 200, 0, &len);
+	r = decode(&cfg, past, len);
+	cr_assert_eq(r.code, RF_EDECODE);
+	cr_assert_str_eq(r.reason, "bmp: pixel index 200 past the 2-entry palette");
+	free(r.px);
+	free(past);
+
+	/* Pixels starting inside the header: stb sizes the palette at -1 and reads none of it. */
+	uint8_t *inside = paletted_bmp(0, 1, 50, &len);
+	r = decode(&cfg, inside, len);
+	cr_assert_eq(r.code, RF_EDECODE);
+	cr_assert_str_eq(r.reason, "bmp: the header leaves room for -1 palette entries (8-bit pixels)");
+	free(r.px);
+	free(inside);
 }
 
 Test(broken, empty_file)

@@ -120,6 +120,27 @@ Test(resize, constant_image_stays_exactly_constant)
 	}
 }
 
+/*
+ * Downscales of tens of thousands to one: a white row with one black pixel
+ * stays near white everywhere (weights rounded one by one used to go negative
+ * there and wrap the result: 3 instead of ~255 at 100000 -> 16).
+ */
+Test(resize, extreme_downscale_stays_within_the_input)
+{
+	static const int widths[] = {100000, 700000};
+	for (size_t i = 0; i < sizeof(widths) / sizeof(widths[0]); i++) {
+		int w = widths[i];
+		uint8_t *src = malloc((size_t)w);
+		memset(src, 255, (size_t)w);
+		src[2090] = 0;
+		uint8_t *out = resize(src, w, 1, 1, 16, 1, RF_FIT_STRETCH);
+		for (int x = 0; x < 16; x++)
+			cr_assert_geq(out[x], 250, "%d -> 16: pixel %d is %d", w, x, out[x]);
+		free(out);
+		free(src);
+	}
+}
+
 Test(resize, upscale_2x2_is_bilinear)
 {
 	static const uint8_t src[] = {0, 128, 128, 0};
