@@ -1,6 +1,9 @@
 /* Config defaults, the key table, INI loading (inih) and validation. */
+#include <ctype.h>
 #include <errno.h>
+#include <float.h>
 #include <ini.h>
+#include <math.h>
 #include <stdarg.h>
 #include <limits.h>
 #include <stddef.h>
@@ -140,7 +143,7 @@ static int parse_bool(const char *s, bool *out)
 	return -1;
 }
 
-/* "a" or "a,b,c[,d]": one value is repeated for every channel. */
+/* "a" or "a,b,c[,d]": one value is repeated for every channel; finite, within float range. */
 static int parse_floats(const char *s, float out[4])
 {
 	float v[4];
@@ -150,7 +153,7 @@ static int parse_floats(const char *s, float out[4])
 		char *end;
 		errno = 0;
 		double d = strtod(p, &end);
-		if (errno || end == p || n == 4)
+		if (errno || end == p || n == 4 || !isfinite(d) || fabs(d) > FLT_MAX)
 			return -1;
 		v[n++] = (float)d;
 		while (*end == ' ' || *end == '\t')
@@ -161,6 +164,8 @@ static int parse_floats(const char *s, float out[4])
 			return -1;
 		p = end + 1;
 	}
+	if (n == 2)
+		return -1; /* one for all channels, or one per colour channel */
 	for (int c = 0; c < 4; c++)
 		out[c] = v[n == 1 ? 0 : (c < n ? c : n - 1)];
 	return 0;
@@ -189,8 +194,10 @@ static int set_value(rf_config *cfg, const struct key_def *k, const char *value,
 	case K_U64: {
 		char *end;
 		errno = 0;
+		/* Digits only: strtoull would take " -5" as 2^64 - 5. */
 		unsigned long long u = strtoull(value, &end, 10);
-		if (errno || end == value || *end || value[0] == '-' || u < (unsigned long long)k->min)
+		if (errno || end == value || *end || !isdigit((unsigned char)value[0]) ||
+		    u < (unsigned long long)k->min)
 			return fail(err, err_len, "%s: expected a positive integer, got '%s'", k->name, value);
 		*(uint64_t *)field = u;
 		return 0;
@@ -209,7 +216,7 @@ static int set_value(rf_config *cfg, const struct key_def *k, const char *value,
 		return fail(err, err_len, "%s: expected %s", k->name, k->help);
 	case K_FLOATS:
 		if (parse_floats(value, (float *)field) != 0)
-			return fail(err, err_len, "%s: expected 1 to 4 comma-separated numbers, got '%s'",
+			return fail(err, err_len, "%s: expected 1, 3 or 4 comma-separated finite numbers, got '%s'",
 				    k->name, value);
 		return 0;
 	case K_STRING:
@@ -254,6 +261,7 @@ struct ini_ctx {
 	FILE *file;
 	int line;       /* lines read so far */
 	int error_line; /* line of the first key that failed, 0 if none */
+	int long_line;  /* first line too long for inih that is not a comment, 0 if none */
 	char msg[256];
 };
 
@@ -269,7 +277,19 @@ static char *read_line(char *buf, int size, void *stream)
 	if (!fgets(buf, size, ctx->file))
 		return NULL;
 	ctx->line++;
-	size_t skip = strspn(buf, " \t");
+	size_t skip = strspn(buf, " \t"), len = strlen(buf);
+	int c;
+	if (len + 1 == (size_t)size && buf[len - 1] != '\n' && (c = fgetc(ctx->file)) != '\n' && c != EOF) {
+		/* Longer than inih's buffer: the rest must not pass for a line of its own. */
+		while ((c = fgetc(ctx->file)) != EOF && c != '\n')
+			;
+		if (buf[skip] != ';' && buf[skip] != '#') {
+			if (!ctx->long_line)
+				ctx->long_line = ctx->line;
+			snprintf(buf, (size_t)size, "\x01\n"); /* a syntax error for inih, reported as too long */
+			return buf;
+		}
+	}
 	if (skip)
 		memmove(buf, buf + skip, strlen(buf + skip) + 1);
 	return buf;
@@ -326,8 +346,11 @@ int rf_config_load(rf_config *cfg, const char *path, char *err, size_t err_len)
 		rc = fail(err, err_len, "%s: read error", path);
 	} else if (line != 0) {
 		/* inih returns the first bad line: a key we rejected, or a syntax error before it. */
-		const char *what = line == ctx->error_line ? ctx->msg
-							   : "syntax error (expected [section] or key = value)";
+		char too_long[64];
+		snprintf(too_long, sizeof(too_long), "line longer than %d bytes", INI_MAX_LINE - 1);
+		const char *what = line == ctx->error_line  ? ctx->msg
+				   : line == ctx->long_line ? too_long
+							    : "syntax error (expected [section] or key = value)";
 		if (err && err_len)
 			snprintf(err, err_len, "%s:%d: %s", path, line, what);
 		rc = RF_ECONFIG;
@@ -370,9 +393,12 @@ int rf_config_validate(const rf_config *cfg, char *err, size_t err_len)
 		return fail(err, err_len, "source.shard_index: must be below source.shard_count");
 	if (cfg->output.channels == 2)
 		return fail(err, err_len, "output.channels: expected 1, 3 or 4, got 2");
-	for (int c = 0; c < 4; c++)
-		if (!(cfg->output.std[c] != 0.0f))
-			return fail(err, err_len, "output.std: must not be zero");
+	for (int c = 0; c < 4; c++) {
+		if (!isfinite(cfg->output.std[c]) || cfg->output.std[c] == 0.0f)
+			return fail(err, err_len, "output.std: must be a finite number other than zero");
+		if (!isfinite(cfg->output.mean[c]))
+			return fail(err, err_len, "output.mean: must be a finite number");
+	}
 	uint64_t slot = rf__slot_bytes(cfg);
 	if (slot * (uint64_t)cfg->batch.size > (1ull << 32))
 		return fail(err, err_len, "batch.size: a batch of this output shape exceeds 4 GiB");

@@ -223,6 +223,12 @@ Test(config, bad_values_fail_naming_the_key_and_leave_cfg_unchanged)
 		{"output.std", "1,2,"},
 		{"limits.max_pixels", "0"},
 		{"limits.max_pixels", "-1"},
+		{"limits.max_pixels", " -5"}, /* strtoull would make it 2^64 - 5: no limit at all */
+		{"limits.max_file_bytes", "+5"},
+		{"output.std", "nan"},
+		{"output.std", "inf"},
+		{"output.mean", "1e39"}, /* past float's range: the conversion would be undefined */
+		{"output.mean", "1,2"},  /* neither one for all channels nor one per colour */
 		{"limits.max_file_bytes", "lots"},
 		{"source.extensions",
 		 "jpg,png,jpg,png,jpg,png,jpg,png,jpg,png,jpg,png,jpg,png,jpg,png,jpg,png,jpg,png,"
@@ -276,6 +282,20 @@ Test(config, validate_rejects_zero_std)
 	cr_assert_eq(rf_config_validate(&c, err, sizeof(err)), RF_ECONFIG);
 	assert_contains(err, "output.std");
 	cr_assert_eq(rf_config_validate(&c, NULL, 0), RF_ECONFIG, "err may be NULL");
+}
+
+Test(config, validate_rejects_non_finite_mean_and_std)
+{
+	rf_config c;
+	char err[256] = "";
+	rf_config_init(&c);
+	c.output.std[2] = __builtin_nanf("");
+	cr_assert_eq(rf_config_validate(&c, err, sizeof(err)), RF_ECONFIG, "a NaN std passes 'not zero'");
+	assert_contains(err, "output.std");
+	rf_config_init(&c);
+	c.output.mean[0] = __builtin_inff();
+	cr_assert_eq(rf_config_validate(&c, err, sizeof(err)), RF_ECONFIG);
+	assert_contains(err, "output.mean");
 }
 
 Test(config, validate_checks_fields_set_directly)
@@ -396,6 +416,31 @@ Test(config, load_syntax_error_names_file_and_line)
 			  "threads = 2\n"
 			  "this line is not ini\n",
 			  "3", NULL);
+}
+
+/* inih reads lines of up to 199 bytes: a longer one is an error at its own line, not two lines. */
+Test(config, load_line_too_long_is_named_at_its_line)
+{
+	char text[600];
+	snprintf(text, sizeof(text), "[source]\nextensions = %0250d\n[decoder]\nthreads = 2\n", 7);
+	expect_load_error(text, "2", "longer than 199 bytes");
+}
+
+/* A long comment is still a comment, and the lines after it keep their numbers. */
+Test(config, load_long_comment_is_skipped_whole)
+{
+	char text[600];
+	snprintf(text, sizeof(text), "; %0250d\n[decoder]\nthreads = 2\nbogus = 1\n", 7);
+	expect_load_error(text, "4", "decoder.bogus");
+	/* and one of exactly 199 bytes is a line like any other */
+	snprintf(text, sizeof(text), "[source]\nextensions = %0186d\n", 7);
+	cr_assert_eq(strlen(strstr(text, "extensions")), 200, "the test's line is 199 bytes and a newline");
+	char *path = write_file("edge.ini", text);
+	rf_config c;
+	rf_config_init(&c);
+	char err[512] = "";
+	cr_assert_eq(rf_config_load(&c, path, err, sizeof(err)), RF_ECONFIG, "extensions that long are refused");
+	assert_contains(err, "source.extensions");
 }
 
 Test(config, load_key_outside_section)
