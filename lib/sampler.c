@@ -1,5 +1,7 @@
 #include "sampler.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,8 +39,20 @@ void rf__sampler_permute(uint32_t *perm, size_t n, uint64_t seed, uint64_t epoch
 	}
 }
 
-/* Rank and world size from the common launchers' environment variables. */
-static bool launcher_rank(int *rank, int *size)
+/* A whole decimal number from 0 to INT_MAX. */
+static bool parse_count(const char *s, int *out)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < 0 || v > INT_MAX)
+		return false;
+	*out = (int)v;
+	return true;
+}
+
+/* Rank and world size from the common launchers' environment variables; RF_ECONFIG with err if none or not numbers. */
+static int launcher_rank(int *rank, int *size, char *err, size_t err_len)
 {
 	static const char *const vars[][2] = {
 		{"OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"},
@@ -48,12 +62,17 @@ static bool launcher_rank(int *rank, int *size)
 	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
 		const char *r = getenv(vars[i][0]), *w = getenv(vars[i][1]);
 		if (r && w && *r && *w) {
-			*rank = atoi(r);
-			*size = atoi(w);
-			return true;
+			if (parse_count(r, rank) && parse_count(w, size))
+				return 0;
+			/* atoi would make every rank 0: all of them reading the same shard */
+			snprintf(err, err_len, "source.shard_index = auto: %s='%s' and %s='%s' are not a rank and a size",
+				 vars[i][0], r, vars[i][1], w);
+			return RF_ECONFIG;
 		}
 	}
-	return false;
+	snprintf(err, err_len, "source.shard_index = auto: no rank in the environment "
+			       "(OMPI_COMM_WORLD_RANK/SIZE, PMI_RANK/SIZE or RANK/WORLD_SIZE)");
+	return RF_ECONFIG;
 }
 
 int rf__sampler_init(rf__sampler *s, size_t inputs, const rf_config *cfg, char *err, size_t err_len)
@@ -67,11 +86,8 @@ int rf__sampler_init(rf__sampler *s, size_t inputs, const rf_config *cfg, char *
 	s->shard_count = cfg->source.shard_count;
 	s->shuffle = cfg->source.shuffle;
 	s->seed = cfg->source.seed;
-	if (s->shard_index < 0 && !launcher_rank(&s->shard_index, &s->shard_count)) {
-		snprintf(err, err_len, "source.shard_index = auto: no rank in the environment "
-				       "(OMPI_COMM_WORLD_RANK/SIZE, PMI_RANK/SIZE or RANK/WORLD_SIZE)");
+	if (s->shard_index < 0 && launcher_rank(&s->shard_index, &s->shard_count, err, err_len) != 0)
 		return RF_ECONFIG;
-	}
 	if (s->shard_count < 1 || s->shard_index < 0 || s->shard_index >= s->shard_count) {
 		snprintf(err, err_len, "source.shard_index %d is not below source.shard_count %d", s->shard_index,
 			 s->shard_count);

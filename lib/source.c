@@ -113,7 +113,17 @@ static int walk(rf__source *s, const char *dir, struct walk_stack *stack)
 	char **names = NULL;
 	size_t n = 0, cap = 0;
 	int rc = 0;
-	for (struct dirent *e; rc == 0 && (e = readdir(d));) {
+	while (rc == 0) {
+		errno = 0; /* readdir's NULL is the end, or an error (EIO on a network file system) */
+		struct dirent *e = readdir(d);
+		if (!e) {
+			if (errno) {
+				snprintf(s->error, sizeof(s->error), "%s: cannot read directory: %s", dir,
+					 strerror(errno));
+				rc = RF_EIO;
+			}
+			break;
+		}
 		if (e->d_name[0] == '.')
 			continue;
 		if (n == cap) {
@@ -177,10 +187,8 @@ static int add_list(rf__source *s, const char *list)
 	return rc;
 }
 
-int rf__source_add(rf__source *s, const char *input)
+static int add(rf__source *s, const char *input)
 {
-	if (!input || !input[0])
-		return RF_EINVAL;
 	if (input[0] == '@')
 		return add_list(s, input + 1);
 	struct stat st;
@@ -189,4 +197,17 @@ int rf__source_add(rf__source *s, const char *input)
 		return walk(s, input, &stack);
 	}
 	return push_path(s, input);
+}
+
+int rf__source_add(rf__source *s, const char *input)
+{
+	if (!input || !input[0])
+		return RF_EINVAL;
+	size_t before = s->count;
+	s->error[0] = '\0';
+	int rc = add(s, input);
+	/* All or nothing: a retry after a failure must not add the first part twice. */
+	while (rc != 0 && s->count > before)
+		free(s->paths[--s->count]);
+	return rc;
 }

@@ -22,7 +22,8 @@ void rf__source_destroy(rf__source *s);
  * symlink loops skipped) or "@LIST" (one path per line; blank lines and lines
  * starting with '#' skipped). A path that does not exist is added as is: it
  * becomes an item that fails with a reason. RF_EIO with s->error set when a
- * list file or a directory cannot be read, RF_ENOMEM.
+ * list file or a directory cannot be read, RF_ENOMEM; then nothing of input
+ * is added.
  */
 int rf__source_add(rf__source *s, const char *input);
 

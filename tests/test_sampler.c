@@ -148,6 +148,15 @@ Test(sampler, auto_shard_reads_the_launcher_environment)
 	setenv("OMPI_COMM_WORLD_RANK", "3", 1); /* rank outside the world */
 	cr_assert_eq(rf__sampler_init(&s, 10, &cfg, err, sizeof(err)), RF_ECONFIG);
 	rf__sampler_destroy(&s);
+
+	/* Not a number: an error, not rank 0 (every process would read the same shard). */
+	setenv("OMPI_COMM_WORLD_RANK", "abc", 1);
+	cr_assert_eq(rf__sampler_init(&s, 10, &cfg, err, sizeof(err)), RF_ECONFIG);
+	cr_assert_not_null(strstr(err, "OMPI_COMM_WORLD_RANK='abc'"), "%s", err);
+	rf__sampler_destroy(&s);
+	setenv("OMPI_COMM_WORLD_RANK", "1x", 1);
+	cr_assert_eq(rf__sampler_init(&s, 10, &cfg, err, sizeof(err)), RF_ECONFIG);
+	rf__sampler_destroy(&s);
 }
 
 Test(sampler, empty_input_and_more_shards_than_inputs)

@@ -274,10 +274,18 @@ Test(source, too_deep_a_tree_is_an_error_not_a_silent_skip)
 		strcat(name, "d/");
 	strcat(name, "deep.jpg");
 	touch(name);
+	touch("a.jpg"); /* walked before d/ */
 	touch("shallow.jpg");
 	rf__source s;
 	rf__source_init(&s, "");
 	cr_assert_eq(rf__source_add(&s, tmp), RF_EIO);
 	cr_assert_not_null(strstr(s.error, "deeper than"), "%s", s.error);
+	/* All or nothing: a.jpg, listed before the walk failed, is not kept (a retry would add it twice). */
+	cr_assert_eq(s.count, 0);
+	cr_assert_eq(rf__source_add(&s, tmp), RF_EIO);
+	cr_assert_eq(s.count, 0);
+	/* And a later failure does not report the earlier one's message. */
+	cr_assert_eq(rf__source_add(&s, "@/nonexistent/list"), RF_EIO);
+	cr_assert_not_null(strstr(s.error, "cannot read list file"), "%s", s.error);
 	rf__source_destroy(&s);
 }

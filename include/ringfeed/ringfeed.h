@@ -184,7 +184,8 @@ RF_API int rf_pipeline_create(rf_pipeline **out, const rf_config *cfg);
  * (a list file, one path per line). Each file becomes exactly one item, in the
  * order added. A path that does not exist is still an item (it will fail with
  * a reason). An unreadable list file or directory returns RF_EIO with a
- * message in rf_pipeline_error; RF_ESTATE after start. The path is copied.
+ * message in rf_pipeline_error, and nothing of that input is added (a retry
+ * adds nothing twice); RF_ESTATE after start. The path is copied.
  * One thread at a time, before rf_pipeline_start.
  */
 RF_API int rf_pipeline_add(rf_pipeline *p, const char *input);
