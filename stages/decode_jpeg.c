@@ -42,13 +42,17 @@ static void on_error(j_common_ptr ci)
 
 /*
  * libjpeg only warns about a truncated or corrupt stream and fills the rest
- * with grey, so a warning fails the image too, except the one that camera and
- * editor files commonly carry and that loses no data: junk bytes between two
- * markers. Trace messages (level >= 0) are ignored.
+ * with grey, so a warning fails the image too, except two that real files
+ * commonly carry: junk bytes before a marker (camera and editor files pad
+ * there; the same warning also follows a scan damaged so that the decoder
+ * skips to the next marker, which it cannot tell apart, and PIL and
+ * libjpeg's own tools accept it alike), and a JFIF version newer than 1.x
+ * (a header field; the pixels are unaffected). Trace messages (level >= 0)
+ * are ignored.
  */
 static void on_message(j_common_ptr ci, int level)
 {
-	if (level >= 0 || ci->err->msg_code == JWRN_EXTRANEOUS_DATA)
+	if (level >= 0 || ci->err->msg_code == JWRN_EXTRANEOUS_DATA || ci->err->msg_code == JWRN_JFIF_MAJOR)
 		return;
 	on_error(ci);
 }

@@ -1163,6 +1163,26 @@ Test(broken, extraneous_bytes_between_markers_are_tolerated)
 	free(px);
 }
 
+/* A JFIF header naming version 2.01: libjpeg warns, the pixels are the same. */
+Test(decode, newer_jfif_version_decodes)
+{
+	rf_config cfg = config(64, 48, 3, RF_FIT_STRETCH);
+	uint8_t *px = timg_pattern(64, 48, 3, 5);
+	size_t len;
+	uint8_t *data = encode("jpg", 64, 48, 3, px, &len);
+	cr_assert(data[2] == 0xFF && data[3] == 0xE0 && !memcmp(data + 6, "JFIF", 5), "the encoder writes JFIF");
+	result clean = decode(&cfg, data, len);
+	data[11] = 2; /* major version, after FFE0, length and "JFIF\0" */
+	result r = decode(&cfg, data, len);
+	cr_assert_eq(clean.code, 0, "%s", clean.reason);
+	cr_assert_eq(r.code, 0, "%s", r.reason);
+	cr_assert_eq(memcmp(r.px, clean.px, (size_t)64 * 48 * 3), 0);
+	free(clean.px);
+	free(r.px);
+	free(data);
+	free(px);
+}
+
 /* Channel conversion for stb formats happens in ringfeed: replicate gray, luma for colour, alpha dropped or opaque. */
 Test(decode, stb_channel_conversions)
 {
