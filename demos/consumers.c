@@ -1,4 +1,5 @@
 /* The CLI's inference stages: dataset statistics, nothing, sleep, or CPU spin. */
+#include <errno.h>
 #include <math.h>
 #include <string.h>
 #include <time.h>
@@ -57,7 +58,7 @@ static void spin(double ms)
 static void pause_ms(double ms)
 {
 	struct timespec ts = {.tv_sec = (time_t)(ms / 1e3), .tv_nsec = (long)(fmod(ms, 1e3) * 1e6)};
-	while (nanosleep(&ts, &ts) != 0)
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
 		;
 }
 

@@ -21,6 +21,8 @@
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
 #define EXIT_INTERRUPTED 130
+/* --cost-ms: an hour per batch is already no accelerator. */
+#define COST_MS_MAX 3600000
 
 struct options {
 	const char *config_path;
@@ -84,8 +86,9 @@ static int parse_args(int argc, char **argv, struct options *o)
 		} else if (strcmp(a, "--cost-ms") == 0) {
 			char *end;
 			o->cost_ms = strtod(argv[++i], &end);
-			if (*end || end == argv[i] || o->cost_ms < 0) {
-				fprintf(stderr, "ringfeed: --cost-ms expects a number of milliseconds >= 0\n");
+			/* !(x <= max) also catches NaN, which would sleep for ever */
+			if (*end || end == argv[i] || o->cost_ms < 0 || !(o->cost_ms <= COST_MS_MAX)) {
+				fprintf(stderr, "ringfeed: --cost-ms expects milliseconds from 0 to %d\n", COST_MS_MAX);
 				return -1;
 			}
 		} else if (strcmp(a, "--stats-json") == 0) {
@@ -201,12 +204,24 @@ static int save_state(rf_pipeline *p, const char *path)
 			rc == RF_ESTATE ? "resume needs batch.ordered = true" : rf_strerror(rc));
 		return -1;
 	}
-	FILE *f = fopen(path, "w");
-	if (!f || fputs(state, f) < 0 || fclose(f) != 0) {
-		fprintf(stderr, "ringfeed: cannot write %s\n", path);
+	/* Written aside and renamed: an interrupted write must not replace the last good state. */
+	char *tmp = malloc(strlen(path) + 5);
+	if (!tmp)
 		return -1;
+	sprintf(tmp, "%s.tmp", path);
+	FILE *f = fopen(tmp, "w");
+	bool ok = f && fputs(state, f) >= 0;
+	if (f && fclose(f) != 0)
+		ok = false;
+	if (ok && rename(tmp, path) != 0)
+		ok = false;
+	if (!ok) {
+		fprintf(stderr, "ringfeed: cannot write %s\n", path);
+		if (f)
+			unlink(tmp);
 	}
-	return 0;
+	free(tmp);
+	return ok ? 0 : -1;
 }
 
 static int add_inputs(rf_pipeline *p, const struct options *o)
@@ -222,18 +237,14 @@ static int add_inputs(rf_pipeline *p, const struct options *o)
 }
 
 /* Starts, consumes every batch, reports. Returns the exit status. */
-static int run_pipeline(rf_pipeline *p, const struct options *o, struct consumer *c, struct trace *trace)
+/* The run and its output, with SIGINT and SIGTERM blocked (the watcher takes them). */
+static int run_blocked(rf_pipeline *p, const struct options *o, struct consumer *c, struct trace *trace)
 {
-	sigset_t set, old;
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &set, &old);
 	int rc = rf_pipeline_start(p);
 	if (rc != 0) {
 		fprintf(stderr, "ringfeed: cannot start: %s\n",
 			rf_pipeline_error(p)[0] ? rf_pipeline_error(p) : rf_strerror(rc));
-		return EXIT_RUNTIME;
+		return rc == RF_ECONFIG ? EXIT_USAGE : EXIT_RUNTIME;
 	}
 	struct watcher w = {.p = p, .progress = !o->quiet && isatty(STDERR_FILENO), .trace = trace};
 	pthread_t watcher;
@@ -242,7 +253,6 @@ static int run_pipeline(rf_pipeline *p, const struct options *o, struct consumer
 	atomic_store(&w.done, true);
 	if (watching)
 		pthread_join(watcher, NULL);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
 
 	rf_stats s;
 	rf_pipeline_stats(p, &s);
@@ -258,7 +268,8 @@ static int run_pipeline(rf_pipeline *p, const struct options *o, struct consumer
 		fprintf(stderr, "ringfeed: cannot write %s\n", o->stats_json);
 		return EXIT_RUNTIME;
 	}
-	if (atomic_load(&w.interrupted)) {
+	/* A signal the watcher took after the run had ended does not make it interrupted. */
+	if (atomic_load(&w.interrupted) && rc == RF_ECANCELED) {
 		fprintf(stderr, "ringfeed: interrupted\n");
 		return EXIT_INTERRUPTED;
 	}
@@ -267,6 +278,26 @@ static int run_pipeline(rf_pipeline *p, const struct options *o, struct consumer
 		return EXIT_RUNTIME;
 	}
 	return 0;
+}
+
+/*
+ * SIGINT and SIGTERM stay blocked until the report, the state and the stats
+ * are written: a second Ctrl-C must not kill the process half way through
+ * them. Any that came meanwhile are dropped (the run has stopped already).
+ */
+static int run_pipeline(rf_pipeline *p, const struct options *o, struct consumer *c, struct trace *trace)
+{
+	sigset_t set, old;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &set, &old);
+	int status = run_blocked(p, o, c, trace);
+	struct timespec now = {0, 0};
+	while (sigtimedwait(&set, NULL, &now) > 0)
+		;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return status;
 }
 
 /* Closes an output file if open; false (with a message) if its data did not reach the disk. */

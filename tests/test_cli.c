@@ -45,7 +45,7 @@ static char *make_samples(int n)
 	return dir;
 }
 
-Test(cli, usage_errors_exit_2)
+Test(cli, usage_errors_exit_2, .timeout = 60)
 {
 	char *err = NULL;
 	cr_assert_eq(run_cli("", NULL), 2);
@@ -64,6 +64,23 @@ Test(cli, usage_errors_exit_2)
 	free(err);
 	cr_assert_eq(run_cli("run @/nonexistent/list.txt", &err), 2);
 	cr_assert_not_null(strstr(err, "/nonexistent/list.txt"), "%s", err);
+	free(err);
+	/* NaN would pass "not below 0" and then sleep for ever, deaf to Ctrl-C */
+	static const char *const costs[] = {"nan", "inf", "1e300", "-1"};
+	for (size_t i = 0; i < sizeof(costs) / sizeof(costs[0]); i++) {
+		char *args = NULL;
+		cr_assert_gt(asprintf(&args, "run --consumer sleep --cost-ms %s /tmp/nonexistent-input", costs[i]), 0);
+		cr_assert_eq(run_cli(args, &err), 2, "--cost-ms %s", costs[i]);
+		cr_assert_not_null(strstr(err, "--cost-ms"), "%s", err);
+		free(err);
+		free(args);
+	}
+	/* A config error only start can see (no launcher rank for shard_index = auto) is a config error too. */
+	unsetenv("OMPI_COMM_WORLD_RANK");
+	unsetenv("PMI_RANK");
+	unsetenv("RANK");
+	cr_assert_eq(run_cli("run --set source.shard_index=auto /tmp/nonexistent-input", &err), 2);
+	cr_assert_not_null(strstr(err, "shard_index"), "%s", err);
 	free(err);
 	cr_assert_eq(run_cli("--version", NULL), 0);
 }
