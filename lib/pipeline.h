@@ -64,6 +64,8 @@ typedef struct rf__stage_counters {
 typedef struct rf__resume_state {
 	bool set;
 	uint64_t position, seed;
+	uint64_t paths; /* hash of the input paths in order; states of format 1 have none */
+	bool has_paths;
 	size_t inputs;
 	int shuffle, shard_index, shard_count, equal_shards;
 } rf__resume_state;
@@ -95,6 +97,7 @@ struct rf_pipeline {
 
 	rf__sampler sampler; /* which input comes next */
 	rf__resume_state resume;             /* from rf_pipeline_resume, checked at start */
+	uint64_t paths_hash;                 /* of the input paths in order, set at start (lib/state.c) */
 	_Atomic uint64_t delivered_position; /* ordered: resume point after the batches handed out */
 	rf_backend backend;        /* resolved: io_uring or pread */
 	char backend_name[160];

@@ -801,6 +801,29 @@ Test(pipeline, resume_refuses_a_state_for_other_data, .timeout = 60)
 	cr_assert_not_null(strstr(rf_pipeline_error(p), "seed"), "%s", rf_pipeline_error(p));
 	rf_pipeline_close(p);
 
+	/* As many inputs, other files: the position would name other images. */
+	char *other = make_dataset(12);
+	resume_config(&cfg, 2);
+	cr_assert_eq(rf_pipeline_create(&p, &cfg), 0);
+	cr_assert_eq(rf_pipeline_add(p, other), 0);
+	cr_assert_eq(rf_pipeline_resume(p, state), 0);
+	cr_assert_eq(rf_pipeline_start(p), RF_ECONFIG);
+	cr_assert_not_null(strstr(rf_pipeline_error(p), "input paths differ"), "%s", rf_pipeline_error(p));
+	rf_pipeline_close(p);
+	tfs_rmtree(other);
+	free(other);
+
+	/* Trailing junk: not a state; a state of format 1 (no paths) is still read. */
+	char junk[300];
+	snprintf(junk, sizeof(junk), "%.*s junk", (int)strcspn(state, "\n"), state);
+	cr_assert_eq(rf_pipeline_create(&p, &cfg), 0);
+	cr_assert_eq(rf_pipeline_resume(p, junk), RF_EINVAL, "%s", junk);
+	cr_assert_eq(rf_pipeline_resume(p, "ringfeed-state 1 position=4 inputs=12 shuffle=1 seed=99 shard=0/1 equal=0\n"),
+		     0);
+	cr_assert_eq(rf_pipeline_add(p, dir), 0);
+	cr_assert_eq(rf_pipeline_start(p), 0, "%s", rf_pipeline_error(p));
+	rf_pipeline_close(p);
+
 	resume_config(&cfg, 2);
 	cfg.batch.ordered = false;
 	cr_assert_eq(rf_pipeline_create(&p, &cfg), 0);

@@ -239,13 +239,14 @@ RF_API void rf_pipeline_cancel(rf_pipeline *p);
 /*
  * Checkpoint and resume (batch.ordered only). rf_pipeline_save_state writes a
  * one-line text state into buf: the stream position after the last batch
- * handed out by rf_pipeline_next, plus what the position depends on (inputs,
- * shuffle, seed, shard). A new pipeline with the same inputs and source keys
+ * handed out by rf_pipeline_next, plus what the position depends on (the
+ * inputs' count and a hash of their paths in order, shuffle, seed, shard). A
+ * new pipeline with the same inputs and source keys
  * given that text by rf_pipeline_resume (before rf_pipeline_start) continues
  * exactly there: nothing delivered twice, nothing skipped.
  * save: RF_ESTATE before start or when unordered, RF_EINVAL if buf is too
  * small (256 bytes always suffice). resume: RF_EINVAL for text that is not a
- * state, RF_ESTATE after start; a state that does not match the inputs or
+ * state (trailing text included), RF_ESTATE after start; a state that does not match the inputs or
  * config makes rf_pipeline_start fail with RF_ECONFIG. save: any thread (it
  * reflects the batches handed out when it runs); resume: as rf_pipeline_add.
  */
