@@ -61,7 +61,8 @@ int rf_pipeline_stats(rf_pipeline *p, rf_stats *out)
 	out->first_batch_seconds = -1;
 	if (atomic_load(&p->state) == RF_STATE_CREATED)
 		return 0;
-	out->total = p->sampler.total;
+	/* A resumed run delivers what comes after its position. */
+	out->total = p->sampler.total - (p->resume.set ? p->resume.position : 0);
 	uint64_t now = rf__now_ns();
 	uint64_t end = atomic_load(&p->end_ns);
 	uint64_t stop = end ? end : now;

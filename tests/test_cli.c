@@ -328,6 +328,7 @@ Test(cli, sigint_stops_promptly_with_partial_stats, .timeout = 120)
 	free(args);
 	root = read_json(json);
 	cr_assert_eq(number(root, "items"), 30 - (double)position, "resumed at %llu", position);
+	cr_assert_eq(number(root, "total"), 30 - (double)position, "the total of a resumed run is what it had left");
 	cJSON_Delete(root);
 	free(state);
 	free(json);

@@ -328,7 +328,7 @@ typedef struct rf_queue_stats {
 } rf_queue_stats;
 
 typedef struct rf_stats {
-	uint64_t total;    /* items to deliver: this shard's share of the inputs x epochs */
+	uint64_t total;    /* items to deliver: this shard's share of the inputs x epochs, after a resume's position */
 	uint64_t items;    /* items finished: ok + failed + dropped */
 	uint64_t ok;       /* delivered in a batch */
 	uint64_t failed;   /* delivered as an error record */
