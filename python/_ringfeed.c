@@ -36,6 +36,7 @@ typedef struct {
 	bool close_requested;
 	Py_ssize_t live_batches; /* Batch objects not given back yet */
 	Py_ssize_t waiting;      /* calls in progress with the GIL released */
+	bool adding;             /* an add runs without the GIL: no other add, start or resume meanwhile */
 	size_t pool;             /* batches in the pool (known after start) */
 } PipelineObject;
 
@@ -156,18 +157,30 @@ static void Pipeline_dealloc(PipelineObject *self)
 	Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
+/* True, with RuntimeError set, while another thread's add runs (the C API allows one thread at a time). */
+static bool busy_adding(PipelineObject *self)
+{
+	if (self->adding)
+		PyErr_SetString(PyExc_RuntimeError, "another thread is adding inputs to this pipeline");
+	return self->adding;
+}
+
 static PyObject *Pipeline_add(PipelineObject *self, PyObject *arg)
 {
 	if (check_open(self))
+		return NULL;
+	if (busy_adding(self))
 		return NULL;
 	PyObject *bytes = NULL;
 	if (!PyUnicode_FSConverter(arg, &bytes))
 		return NULL;
 	int rc;
 	self->waiting++; /* a directory walk can take a while */
+	self->adding = true;
 	Py_BEGIN_ALLOW_THREADS
 	rc = rf_pipeline_add(self->p, PyBytes_AS_STRING(bytes));
 	Py_END_ALLOW_THREADS
+	self->adding = false;
 	self->waiting--;
 	Py_DECREF(bytes);
 	if (rc) {
@@ -185,6 +198,8 @@ static PyObject *Pipeline_start(PipelineObject *self, PyObject *Py_UNUSED(ignore
 		return NULL;
 	if (self->started)
 		Py_RETURN_NONE;
+	if (busy_adding(self))
+		return NULL;
 	/*
 	 * The GIL stays held: starting takes milliseconds, and holding it makes
 	 * two threads that both start (each iterating the pipeline) start it once.
@@ -365,7 +380,7 @@ static PyObject *Pipeline_save_state(PipelineObject *self, PyObject *Py_UNUSED(i
 
 static PyObject *Pipeline_resume(PipelineObject *self, PyObject *arg)
 {
-	if (check_open(self))
+	if (check_open(self) || busy_adding(self))
 		return NULL;
 	const char *state = PyUnicode_AsUTF8(arg);
 	if (!state)

@@ -171,6 +171,28 @@ class Accounting(Data):
                 t.join(60)
         self.assertEqual(sorted(seen[0] + seen[1]), list(range(60)))
 
+    def test_adds_from_several_threads_are_one_at_a_time(self):
+        """An add runs without the GIL; a second one at the same time raises instead of racing it."""
+        pipe = ringfeed.Pipeline([self.photos], batch_size=4)
+        done, refused = [], []
+
+        def add():
+            for _ in range(5):
+                try:
+                    pipe._p.add(str(self.photos))
+                    done.append(1)
+                except RuntimeError:
+                    refused.append(1)
+
+        threads = [threading.Thread(target=add) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        self.assertEqual(len(done) + len(refused), 40)
+        self.assertEqual(pipe.item_count, 60 * (1 + len(done)))
+        pipe.close()
+
     def test_save_state_and_resume_deliver_the_epoch_once(self):
         settings = dict(batch_size=5, source_shuffle=True, source_seed=9)
         first = []
