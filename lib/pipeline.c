@@ -306,17 +306,22 @@ int rf_pipeline_start(rf_pipeline *p)
 {
 	if (!p)
 		return RF_EINVAL;
-	if (atomic_load(&p->state) != RF_STATE_CREATED)
+	if (atomic_load(&p->state) != RF_STATE_CREATED || p->start_tried)
 		return RF_ESTATE;
 	if (atomic_load(&p->canceled))
 		return RF_ECANCELED;
+	/* Once: a second try would set up queues and pools over the half-made ones. */
+	p->start_tried = true;
 	int rc = rf__pipeline_prepare(p);
 	/* One more for the tuner. */
 	if (rc == 0 &&
 	    !(p->threads = calloc((size_t)(p->loader_threads + p->decoder_threads + 1), sizeof(pthread_t))))
 		rc = RF_ENOMEM;
-	if (rc != 0)
+	if (rc != 0) {
+		if (!rf__pipeline_fatal(p))
+			rf__pipeline_fail(p, rc, "cannot start: %s", rf_strerror(rc));
 		return rc;
+	}
 	p->start_ns = rf__now_ns();
 	atomic_store(&p->decoders_running, p->decoder_threads);
 	atomic_store(&p->state, RF_STATE_RUNNING);

@@ -98,6 +98,7 @@ struct rf_pipeline {
 	rf__sampler sampler; /* which input comes next */
 	rf__resume_state resume;             /* from rf_pipeline_resume, checked at start */
 	uint64_t paths_hash;                 /* of the input paths in order, set at start (lib/state.c) */
+	bool start_tried;                    /* rf_pipeline_start ran: a failed start is not retried */
 	_Atomic uint64_t delivered_position; /* ordered: resume point after the batches handed out */
 	rf_backend backend;        /* resolved: io_uring or pread */
 	char backend_name[160];

@@ -799,6 +799,9 @@ Test(pipeline, resume_refuses_a_state_for_other_data, .timeout = 60)
 	cr_assert_eq(rf_pipeline_resume(p, state), 0);
 	cr_assert_eq(rf_pipeline_start(p), RF_ECONFIG);
 	cr_assert_not_null(strstr(rf_pipeline_error(p), "seed"), "%s", rf_pipeline_error(p));
+	/* A failed start is final: a second one would set the pools up again over the first. */
+	cr_assert_eq(rf_pipeline_start(p), RF_ESTATE);
+	cr_assert_not_null(strstr(rf_pipeline_error(p), "seed"), "the first error stays: %s", rf_pipeline_error(p));
 	rf_pipeline_close(p);
 
 	/* As many inputs, other files: the position would name other images. */

@@ -195,8 +195,10 @@ RF_API size_t rf_pipeline_item_count(const rf_pipeline *p);
 
 /*
  * Starts the stage threads. RF_ESYS if a thread or resource cannot be made
- * (rf_pipeline_error says which), RF_ESTATE if already started, RF_ECONFIG if a
- * resumed state does not match the inputs. Call once, from one thread.
+ * (rf_pipeline_error says which), RF_ENOMEM, RF_ECONFIG if a resumed state
+ * does not match the inputs (or shard_index = auto finds no rank),
+ * RF_ECANCELED after rf_pipeline_cancel, RF_ESTATE if already called: a
+ * failed start is final (close the pipeline). Call once, from one thread.
  */
 RF_API int rf_pipeline_start(rf_pipeline *p);
 
