@@ -137,14 +137,18 @@ static rf_batch *filling_batch(rf__batcher *b)
 	return batch;
 }
 
-/* Waits (lock released meanwhile) until filling_batch can succeed; NULL on cancel. */
-static rf_batch *acquire_filling(rf__batcher *b, uint64_t *blocked_ns)
+/*
+ * Waits (lock released meanwhile) until filling_batch can succeed; NULL on
+ * cancel. Decoder threads call it: the wait is theirs, blocked.
+ */
+static rf_batch *acquire_filling(rf_pipeline *p)
 {
+	rf__batcher *b = &p->batcher;
 	rf_batch *batch;
 	while (!(batch = filling_batch(b)) && !b->canceled) {
-		uint64_t t = rf__now_ns();
+		uint64_t t = rf__wait_begin(&p->stage[RF_STAGE_DECODER], RF__BLOCKED);
 		pthread_cond_wait(&b->batch_free, &b->lock);
-		*blocked_ns += rf__now_ns() - t;
+		rf__wait_end(&p->stage[RF_STAGE_DECODER], RF__BLOCKED, t);
 	}
 	return b->canceled ? NULL : batch;
 }
@@ -229,8 +233,7 @@ static void take_failure(rf_pipeline *p, rf__item *item, char *fatal, size_t fat
 }
 
 /* Gives slots to the items now due, in order, until a gap or WORK_MAX. */
-static size_t assign_slots(rf_pipeline *p, struct work *work, char *fatal, size_t fatal_len,
-			   uint64_t *blocked_ns)
+static size_t assign_slots(rf_pipeline *p, struct work *work, char *fatal, size_t fatal_len)
 {
 	rf__batcher *b = &p->batcher;
 	size_t n = 0;
@@ -256,7 +259,7 @@ static size_t assign_slots(rf_pipeline *p, struct work *work, char *fatal, size_
 			 * Never wait while holding slots: their batches can only
 			 * ship (and come back free) once these pixels are written.
 			 */
-			if (n > 0 || !acquire_filling(b, blocked_ns))
+			if (n > 0 || !acquire_filling(p))
 				break;
 			continue; /* the window may have moved while we waited */
 		}
@@ -273,7 +276,7 @@ static size_t assign_slots(rf_pipeline *p, struct work *work, char *fatal, size_
 	return n;
 }
 
-void rf__batcher_submit(rf_pipeline *p, rf__item *item, uint64_t *blocked_ns)
+void rf__batcher_submit(rf_pipeline *p, rf__item *item)
 {
 	rf__batcher *b = &p->batcher;
 	struct work work[WORK_MAX];
@@ -282,7 +285,7 @@ void rf__batcher_submit(rf_pipeline *p, rf__item *item, uint64_t *blocked_ns)
 	uint64_t key = b->ordered ? item->seq : b->next_ticket++;
 	b->window[key % b->window_cap] = item;
 	for (;;) {
-		size_t n = assign_slots(p, work, fatal, sizeof(fatal), blocked_ns);
+		size_t n = assign_slots(p, work, fatal, sizeof(fatal));
 		if (n == 0)
 			break;
 		pthread_mutex_unlock(&b->lock);
@@ -304,13 +307,12 @@ void rf__batcher_submit(rf_pipeline *p, rf__item *item, uint64_t *blocked_ns)
 void rf__batcher_finish(rf_pipeline *p)
 {
 	rf__batcher *b = &p->batcher;
-	uint64_t ignored = 0;
 	pthread_mutex_lock(&b->lock);
 	rf_batch *tail = open_tail(b);
 	if (!b->canceled && tail && !tail->sealed)
 		seal_short(b, tail);
 	if (!b->canceled && b->pending.count > 0) {
-		rf_batch *batch = acquire_filling(b, &ignored);
+		rf_batch *batch = acquire_filling(p);
 		if (batch)
 			seal(b, batch);
 	}

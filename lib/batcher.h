@@ -87,10 +87,11 @@ int rf__batcher_init(rf__batcher *b, rf_pipeline *owner, const rf_config *cfg, s
 void rf__batcher_destroy(rf__batcher *b);
 
 /*
- * Takes a decoded or failed item. Returns the time spent waiting for a free
- * batch in *blocked_ns. Items given back to the pool go to p->free_items.
+ * Takes a decoded or failed item. Time spent waiting for a free batch counts
+ * as the decoder stage's blocked time. Items given back to the pool go to
+ * p->free_items.
  */
-void rf__batcher_submit(rf_pipeline *p, struct rf__item *item, uint64_t *blocked_ns);
+void rf__batcher_submit(rf_pipeline *p, struct rf__item *item);
 /* All items submitted: seals and ships the last batch, closes the ready queue. */
 void rf__batcher_finish(rf_pipeline *p);
 /* Wakes waiters; batches stop moving. */

@@ -26,10 +26,13 @@ void rf__item_fail(rf__item *item, int code, const char *fmt, ...)
 rf__item *rf__loader_take_item(rf_pipeline *p, bool wait, int *rc)
 {
 	void *v = NULL;
-	uint64_t t = rf__now_ns();
-	*rc = wait ? rf__queue_pop(&p->free_items, &v) : rf__queue_try_pop(&p->free_items, &v);
-	if (wait)
-		rf__count(&p->stage[RF_STAGE_LOADER].blocked_ns, rf__now_ns() - t);
+	if (wait) {
+		uint64_t t = rf__wait_begin(&p->stage[RF_STAGE_LOADER], RF__BLOCKED);
+		*rc = rf__queue_pop(&p->free_items, &v);
+		rf__wait_end(&p->stage[RF_STAGE_LOADER], RF__BLOCKED, t);
+	} else {
+		*rc = rf__queue_try_pop(&p->free_items, &v);
+	}
 	if (*rc != 0)
 		return NULL;
 	rf__item *item = v;
@@ -170,8 +173,8 @@ int rf__loader_deliver(rf_pipeline *p, rf__item *item)
 	if (item->status == 0)
 		rf__count(&p->bytes_read, item->len);
 	rf__count(&st->items, 1);
-	uint64_t t = rf__now_ns();
+	uint64_t t = rf__wait_begin(st, RF__BLOCKED);
 	int rc = rf__queue_push(&p->decode_queue, item);
-	rf__count(&st->blocked_ns, rf__now_ns() - t);
+	rf__wait_end(st, RF__BLOCKED, t);
 	return rc;
 }

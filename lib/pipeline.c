@@ -33,6 +33,8 @@ int rf_pipeline_create(rf_pipeline **out, const rf_config *cfg)
 	p->cfg = *cfg;
 	rf__source_init(&p->source, cfg->source.extensions);
 	pthread_mutex_init(&p->error_lock, NULL);
+	for (int i = 0; i < RF_STAGE_COUNT; i++)
+		pthread_mutex_init(&p->stage[i].wait_lock, NULL);
 	atomic_init(&p->state, RF_STATE_CREATED);
 	*out = p;
 	return 0;
@@ -244,12 +246,6 @@ int rf__pipeline_prepare(rf_pipeline *p)
 	return rc == 0 ? rf__pipeline_apply_resume(p) : rc;
 }
 
-static void thread_exit_counters(rf__stage_counters *st, uint64_t started)
-{
-	rf__count(&st->lifetime_ns, rf__now_ns() - started);
-	atomic_fetch_sub(&st->running, 1);
-}
-
 /*
  * Loader threads, and the io_uring workers they spawn (which inherit the
  * policy), wake for every completion; under the default policy each wake-up
@@ -269,33 +265,31 @@ static void loader_batch_scheduling(void)
 static void *loader_main(void *arg)
 {
 	rf_pipeline *p = arg;
-	uint64_t started = rf__now_ns();
+	uint64_t started = rf__stage_thread_start(&p->stage[RF_STAGE_LOADER]);
 	loader_batch_scheduling();
 	if (p->backend == RF_BACKEND_IO_URING)
 		rf__loader_uring_run(p);
 	else
 		rf__loader_pread_run(p);
 	rf__queue_producer_done(&p->decode_queue);
-	thread_exit_counters(&p->stage[RF_STAGE_LOADER], started);
+	rf__stage_thread_exit(&p->stage[RF_STAGE_LOADER], started);
 	return NULL;
 }
 
 static void *decoder_main(void *arg)
 {
 	rf_pipeline *p = arg;
-	uint64_t started = rf__now_ns();
+	uint64_t started = rf__stage_thread_start(&p->stage[RF_STAGE_DECODER]);
 	rf__decoder_run(p);
-	thread_exit_counters(&p->stage[RF_STAGE_DECODER], started);
+	rf__stage_thread_exit(&p->stage[RF_STAGE_DECODER], started);
 	return NULL;
 }
 
 static int spawn(rf_pipeline *p, void *(*fn)(void *), rf__stage_counters *st)
 {
 	atomic_fetch_add(&st->threads, 1);
-	atomic_fetch_add(&st->running, 1);
 	if (pthread_create(&p->threads[p->thread_count], NULL, fn, p) != 0) {
 		atomic_fetch_sub(&st->threads, 1);
-		atomic_fetch_sub(&st->running, 1);
 		return RF_ESYS;
 	}
 	p->thread_count++;
@@ -372,11 +366,11 @@ static int next_batch(rf_pipeline *p, rf_batch **out, int64_t timeout_ns)
 		return stopped_code(p);
 	rf__stage_counters *st = &p->stage[RF_STAGE_INFER];
 	void *v = NULL;
-	uint64_t t = rf__now_ns();
+	uint64_t t = rf__wait_begin(st, RF__STARVED);
 	int rc = timeout_ns < 0 ? rf__queue_pop(&p->batcher.ready, &v)
 				: rf__queue_pop_timed(&p->batcher.ready, &v, (uint64_t)timeout_ns);
+	rf__wait_end(st, RF__STARVED, t);
 	uint64_t now = rf__now_ns();
-	rf__count(&st->starved_ns, now - t);
 	if (rc == RF_ETIMEDOUT)
 		return RF_ETIMEDOUT;
 	if (rc == RF_EOF) {
@@ -459,5 +453,7 @@ void rf_pipeline_close(rf_pipeline *p)
 	rf__sampler_destroy(&p->sampler);
 	rf__source_destroy(&p->source);
 	pthread_mutex_destroy(&p->error_lock);
+	for (int i = 0; i < RF_STAGE_COUNT; i++)
+		pthread_mutex_destroy(&p->stage[i].wait_lock);
 	free(p);
 }

@@ -46,11 +46,16 @@ typedef struct rf__item {
  * Counters of one stage, summed over its threads. Loader and decoder threads
  * are busy whenever they are neither starved nor blocked, so their busy time
  * is derived from thread lifetimes; the inference stage measures busy time
- * directly (from handing out a batch to its release).
+ * directly (from handing out a batch to its release). Starved and blocked
+ * time includes the waits still in progress (rf__wait_begin / rf__wait_end),
+ * so that busy time never goes down between two snapshots.
  */
+enum rf__wait_kind { RF__STARVED, RF__BLOCKED };
+
 typedef struct rf__stage_counters {
 	_Atomic int threads;  /* started */
-	_Atomic int running;  /* not yet exited */
+	int running;          /* started and not yet exited (under wait_lock) */
+	uint64_t running_since; /* sum of their start times (under wait_lock) */
 	_Atomic int next_index; /* each thread takes one: its place in the autotuner's order */
 	_Atomic uint64_t items;
 	_Atomic uint64_t lifetime_ns; /* of exited threads */
@@ -58,6 +63,10 @@ typedef struct rf__stage_counters {
 	_Atomic uint64_t starved_ns;
 	_Atomic uint64_t blocked_ns;
 	_Atomic uint64_t cpu_ns; /* on-CPU time of its threads, added as they go */
+	/* Waits in progress, per rf__wait_kind: how many, and the sum of their starts. */
+	pthread_mutex_t wait_lock; /* also taken to add a finished wait, so snapshots see each whole */
+	int waiting[2];
+	uint64_t waiting_since[2];
 } rf__stage_counters;
 
 /* A parsed rf_pipeline_resume state: where to start and what it was made for. */
@@ -199,6 +208,21 @@ int rf__uring_probe(char *why, size_t why_len);
  * threads call it once per item or loop pass (a syscall: not per byte).
  */
 void rf__count_cpu(rf__stage_counters *st, uint64_t *last);
+
+/* A wait starts (returns its start time), and ends, adding its length to starved_ns or blocked_ns. */
+uint64_t rf__wait_begin(rf__stage_counters *st, enum rf__wait_kind kind);
+void rf__wait_end(rf__stage_counters *st, enum rf__wait_kind kind, uint64_t since);
+/*
+ * Thread lifetimes (ns), starved and blocked seconds of st now, the waits in
+ * progress included; returns that now. One lock with rf__wait_* and
+ * rf__stage_thread_*: a snapshot never sees half a change.
+ */
+uint64_t rf__stage_times(rf__stage_counters *st, uint64_t *alive, double *starved, double *blocked);
+/* The lifetimes of st's threads at now (a time read before this call). */
+uint64_t rf__stage_alive(rf__stage_counters *st, uint64_t now);
+/* A stage thread starts (returns its start time) and exits. */
+uint64_t rf__stage_thread_start(rf__stage_counters *st);
+void rf__stage_thread_exit(rf__stage_counters *st, uint64_t started);
 
 static inline void rf__count(_Atomic uint64_t *counter, uint64_t v)
 {

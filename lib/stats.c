@@ -22,20 +22,90 @@ static double seconds(_Atomic uint64_t *ns)
 	return rf__seconds(atomic_load_explicit(ns, memory_order_relaxed));
 }
 
-static void stage_stats(rf_pipeline *p, int i, uint64_t now, rf_stage_stats *out)
+/*
+ * Every time is read under the lock, so a snapshot's now falls after the
+ * start of every wait it counts and before the start of any it does not.
+ */
+uint64_t rf__wait_begin(rf__stage_counters *st, enum rf__wait_kind kind)
+{
+	pthread_mutex_lock(&st->wait_lock);
+	uint64_t t = rf__now_ns();
+	st->waiting[kind]++;
+	st->waiting_since[kind] += t;
+	pthread_mutex_unlock(&st->wait_lock);
+	return t;
+}
+
+void rf__wait_end(rf__stage_counters *st, enum rf__wait_kind kind, uint64_t since)
+{
+	pthread_mutex_lock(&st->wait_lock);
+	uint64_t now = rf__now_ns();
+	st->waiting[kind]--;
+	st->waiting_since[kind] -= since;
+	rf__count(kind == RF__STARVED ? &st->starved_ns : &st->blocked_ns, now - since);
+	pthread_mutex_unlock(&st->wait_lock);
+}
+
+uint64_t rf__stage_thread_start(rf__stage_counters *st)
+{
+	pthread_mutex_lock(&st->wait_lock);
+	uint64_t t = rf__now_ns();
+	st->running++;
+	st->running_since += t;
+	pthread_mutex_unlock(&st->wait_lock);
+	return t;
+}
+
+void rf__stage_thread_exit(rf__stage_counters *st, uint64_t started)
+{
+	pthread_mutex_lock(&st->wait_lock);
+	rf__count(&st->lifetime_ns, rf__now_ns() - started);
+	st->running--;
+	st->running_since -= started;
+	pthread_mutex_unlock(&st->wait_lock);
+}
+
+/* Under wait_lock. Clamped: a thread that started after now counts nothing yet. */
+static uint64_t alive_at(const rf__stage_counters *st, uint64_t now)
+{
+	uint64_t open = (uint64_t)st->running * now;
+	return atomic_load(&st->lifetime_ns) + (open > st->running_since ? open - st->running_since : 0);
+}
+
+uint64_t rf__stage_alive(rf__stage_counters *st, uint64_t now)
+{
+	pthread_mutex_lock(&st->wait_lock);
+	uint64_t alive = alive_at(st, now);
+	pthread_mutex_unlock(&st->wait_lock);
+	return alive;
+}
+
+uint64_t rf__stage_times(rf__stage_counters *st, uint64_t *alive, double *starved, double *blocked)
+{
+	pthread_mutex_lock(&st->wait_lock);
+	uint64_t now = rf__now_ns(), open[2];
+	for (int k = 0; k < 2; k++)
+		open[k] = (uint64_t)st->waiting[k] * now - st->waiting_since[k];
+	*alive = alive_at(st, now);
+	*starved = rf__seconds(atomic_load(&st->starved_ns) + open[RF__STARVED]);
+	*blocked = rf__seconds(atomic_load(&st->blocked_ns) + open[RF__BLOCKED]);
+	pthread_mutex_unlock(&st->wait_lock);
+	return now;
+}
+
+static void stage_stats(rf_pipeline *p, int i, rf_stage_stats *out)
 {
 	rf__stage_counters *c = &p->stage[i];
 	out->name = stage_names[i];
 	out->threads = atomic_load(&c->threads);
 	out->items = atomic_load(&c->items);
-	out->starved_seconds = seconds(&c->starved_ns);
-	out->blocked_seconds = seconds(&c->blocked_ns);
+	uint64_t alive;
+	uint64_t now = rf__stage_times(c, &alive, &out->starved_seconds, &out->blocked_seconds);
 	out->cpu_seconds = seconds(&c->cpu_ns);
 	if (i == RF_STAGE_INFER) {
 		out->busy_seconds = seconds(&c->busy_ns);
 		return;
 	}
-	uint64_t alive = atomic_load(&c->lifetime_ns) + (uint64_t)atomic_load(&c->running) * (now - p->start_ns);
 	/* Threads parked by the autotuner are neither busy nor starved. */
 	uint64_t parked = rf__tune_parked_ns(&p->tune, i, now);
 	alive = alive > parked ? alive - parked : 0;
@@ -91,7 +161,7 @@ int rf_pipeline_stats(rf_pipeline *p, rf_stats *out)
 	if (first)
 		out->first_batch_seconds = rf__seconds(first - p->start_ns);
 	for (int i = 0; i < RF_STAGE_COUNT; i++)
-		stage_stats(p, i, stop, &out->stages[i]);
+		stage_stats(p, i, &out->stages[i]);
 	rf_stage_stats *infer = &out->stages[RF_STAGE_INFER];
 	double waited = infer->starved_seconds + infer->busy_seconds;
 	out->starved_fraction = waited > 0 ? infer->starved_seconds / waited : 0;

@@ -85,7 +85,9 @@ uint64_t rf__tune_parked_ns(rf__tune *t, int knob, uint64_t now)
 	if (!t->ready)
 		return 0;
 	pthread_mutex_lock(&t->lock);
-	uint64_t ns = t->parked_ns[knob] + (uint64_t)t->parked[knob] * now - t->parked_since_sum[knob];
+	/* A park that began after now (read by the caller before this lock) would wrap the difference. */
+	uint64_t open = (uint64_t)t->parked[knob] * now, since = t->parked_since_sum[knob];
+	uint64_t ns = t->parked_ns[knob] + (open > since ? open - since : 0);
 	pthread_mutex_unlock(&t->lock);
 	return ns;
 }
@@ -111,7 +113,7 @@ static void take_look(rf_pipeline *p, struct look *v)
 	v->t = rf__now_ns();
 	for (int k = 0; k < RF__KNOB_COUNT; k++) {
 		rf__stage_counters *c = &p->stage[k];
-		uint64_t alive = atomic_load(&c->lifetime_ns) + (uint64_t)atomic_load(&c->running) * (v->t - p->start_ns);
+		uint64_t alive = rf__stage_alive(c, v->t);
 		uint64_t parked = rf__tune_parked_ns(&p->tune, k, v->t);
 		v->active_ns[k] = alive > parked ? alive - parked : 0;
 		v->starved_ns[k] = atomic_load(&c->starved_ns);

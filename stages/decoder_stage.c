@@ -23,9 +23,9 @@ void rf__decoder_run(rf_pipeline *p)
 	while (rc == 0) {
 		rf__tune_wait_turn(p, RF__KNOB_DECODER, index);
 		void *v;
-		uint64_t t = rf__now_ns();
+		uint64_t t = rf__wait_begin(st, RF__STARVED);
 		rc = rf__queue_pop(&p->decode_queue, &v);
-		rf__count(&st->starved_ns, rf__now_ns() - t);
+		rf__wait_end(st, RF__STARVED, t);
 		if (rc != 0)
 			break;
 		rf__item *item = v;
@@ -36,9 +36,7 @@ void rf__decoder_run(rf_pipeline *p)
 				item->status = drc;
 		}
 		rf__budget_after_decode(p, item, KEEP_FILE_BUFFER_MAX);
-		uint64_t blocked = 0;
-		rf__batcher_submit(p, item, &blocked);
-		rf__count(&st->blocked_ns, blocked);
+		rf__batcher_submit(p, item);
 		rf__count(&st->items, 1);
 		rf__count_cpu(st, &cpu);
 	}

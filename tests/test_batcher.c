@@ -71,9 +71,8 @@ Test(batcher, ordered_reverse_submission_comes_out_in_order)
 	enum { N = 23 };
 	rf_pipeline *p = make(N, 5, true, false);
 	rf__item **items = take_items(p, N, NULL);
-	uint64_t blocked = 0;
 	for (int i = N - 1; i >= 0; i--)
-		rf__batcher_submit(p, items[i], &blocked);
+		rf__batcher_submit(p, items[i]);
 	rf__batcher_finish(p);
 	rf_batch *batches[16];
 	size_t nb = drain(p, batches, 16);
@@ -100,12 +99,11 @@ Test(batcher, failures_take_no_slot_and_are_reported_in_order)
 	failing[0] = failing[3] = failing[4] = failing[19] = true;
 	rf_pipeline *p = make(N, 4, true, false);
 	rf__item **items = take_items(p, N, failing);
-	uint64_t blocked = 0;
 	/* Interleaved submission: odd indices first. */
 	for (int i = 1; i < N; i += 2)
-		rf__batcher_submit(p, items[i], &blocked);
+		rf__batcher_submit(p, items[i]);
 	for (int i = 0; i < N; i += 2)
-		rf__batcher_submit(p, items[i], &blocked);
+		rf__batcher_submit(p, items[i]);
 	rf__batcher_finish(p);
 	rf_batch *batches[16];
 	size_t nb = drain(p, batches, 16);
@@ -148,9 +146,8 @@ Test(batcher, drop_last_drops_and_counts_the_short_tail)
 	enum { N = 10 };
 	rf_pipeline *p = make(N, 4, false, true);
 	rf__item **items = take_items(p, N, NULL);
-	uint64_t blocked = 0;
 	for (int i = 0; i < N; i++)
-		rf__batcher_submit(p, items[i], &blocked);
+		rf__batcher_submit(p, items[i]);
 	rf__batcher_finish(p);
 	rf_batch *batches[8];
 	size_t nb = drain(p, batches, 8);
@@ -172,9 +169,8 @@ Test(batcher, all_failing_input_ships_error_only_batches)
 		failing[i] = true;
 	rf_pipeline *p = make(N, 4, true, false);
 	rf__item **items = take_items(p, N, failing);
-	uint64_t blocked = 0;
 	for (int i = 0; i < N; i++)
-		rf__batcher_submit(p, items[i], &blocked);
+		rf__batcher_submit(p, items[i]);
 	rf__batcher_finish(p);
 	rf_batch *batches[8];
 	size_t nb = drain(p, batches, 8);
@@ -189,7 +185,6 @@ Test(batcher, all_failing_input_ships_error_only_batches)
 /* Submits n items in order, one at a time (items come back free once slotted); bad(i) says which fail. */
 static void submit_stream(rf_pipeline *p, size_t n, bool (*bad)(size_t))
 {
-	uint64_t blocked = 0;
 	for (size_t i = 0; i < n; i++) {
 		int rc;
 		rf__item *item = rf__loader_take_item(p, false, &rc);
@@ -197,7 +192,7 @@ static void submit_stream(rf_pipeline *p, size_t n, bool (*bad)(size_t))
 		memset(item->pixels, (int)(i & 0xff), W * H * C);
 		if (bad(i))
 			rf__item_fail(item, RF_EIO, "missing %zu", i);
-		rf__batcher_submit(p, item, &blocked);
+		rf__batcher_submit(p, item);
 	}
 	rf__batcher_finish(p);
 }

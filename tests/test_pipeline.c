@@ -1032,3 +1032,36 @@ Test(memory, batch_pool_over_the_cap_is_a_config_error)
 	cr_assert_not_null(strstr(rf_pipeline_error(p), "limits.memory_mb"), "%s", rf_pipeline_error(p));
 	rf_pipeline_close(p);
 }
+
+/*
+ * Busy time is lifetime less starved and blocked time, so a wait must count
+ * while it lasts: added only at its end, busy rose through the wait and fell
+ * back when it ended (the trace showed negative busy shares).
+ */
+Test(pipeline, busy_time_never_goes_down_mid_run, .timeout = 60)
+{
+	char *dir = make_dataset(40);
+	rf_config cfg;
+	base_config(&cfg);
+	cfg.batch.size = 2; /* a slow consumer keeps the decoders waiting for free batches */
+	rf_pipeline *p = open_started(&cfg, dir);
+	double last[RF_STAGE_COUNT] = {0};
+	rf_batch *b;
+	while (rf_pipeline_next(p, &b) == 0) {
+		for (int k = 0; k < 10; k++) {
+			rf_stats s;
+			cr_assert_eq(rf_pipeline_stats(p, &s), 0);
+			for (int i = 0; i < RF_STAGE_COUNT; i++) {
+				/* 1 ms: a wait that begins or ends while the snapshot is taken */
+				cr_assert_geq(s.stages[i].busy_seconds, last[i] - 1e-3, "%s busy went from %.4f to %.4f s",
+					      s.stages[i].name, last[i], s.stages[i].busy_seconds);
+				last[i] = s.stages[i].busy_seconds;
+			}
+			usleep(2000);
+		}
+		rf_batch_release(b);
+	}
+	rf_pipeline_close(p);
+	tfs_rmtree(dir);
+	free(dir);
+}
