@@ -62,11 +62,15 @@
 /* Directories of scans often hold text files too (truth/ in make_documents.sh). */
 #define DEFAULT_EXTENSIONS "jpg,jpeg,png,bmp,gif,tga,psd,pgm,pnm,ppm"
 
+/* What infer.threads takes. */
+#define THREADS_MAX 256
+
 struct options {
 	const char *config_path;
 	const char *out_dir;
 	const char *stats_json;
 	int threads;
+	bool threads_given; /* --threads: over the config file, as the command line should be */
 	bool naive;
 	bool quiet;
 	char **sets;
@@ -116,7 +120,8 @@ static void usage(FILE *out)
 	fprintf(out, "usage: ringfeed-ocr [--config FILE] [--set SECTION.KEY=VALUE]... [--out DIR]\n"
 		     "                    [--threads N] [--naive] [--stats-json FILE] [--quiet] PATH...\n"
 		     "PATH: an image, a directory (walked recursively, sorted) or @LIST.\n"
-		     "--threads N: OCR threads, one Tesseract handle each (default: online CPUs).\n"
+		     "--threads N: OCR threads, one Tesseract handle each (1 to 256, over the config file's\n"
+		     "  infer.threads; default: online CPUs).\n"
 		     "--naive: N threads that each read, decode and recognize one file at a time.\n"
 		     "--out DIR: the text of each page as DIR/<file name>.txt.\n"
 		     "Exit status: 0 completed, 1 runtime failure, 2 usage or config error.\n");
@@ -126,8 +131,8 @@ static int parse_threads(const char *s, int *out)
 {
 	char *end;
 	long n = strtol(s, &end, 10);
-	if (*end || end == s || n < 1 || n > 1024) {
-		fprintf(stderr, "ringfeed-ocr: --threads expects a number from 1 to 1024\n");
+	if (*end || end == s || n < 1 || n > THREADS_MAX) {
+		fprintf(stderr, "ringfeed-ocr: --threads expects a number from 1 to %d\n", THREADS_MAX);
 		return -1;
 	}
 	*out = (int)n;
@@ -166,8 +171,10 @@ static int parse_option(int argc, char **argv, int *i, struct options *o)
 		o->out_dir = v;
 	else if (strcmp(a, "--stats-json") == 0)
 		o->stats_json = v;
-	else if (strcmp(a, "--threads") == 0)
+	else if (strcmp(a, "--threads") == 0) {
+		o->threads_given = true;
 		return parse_threads(v, &o->threads);
+	}
 	else {
 		fprintf(stderr, "ringfeed-ocr: unknown option %s\n", a);
 		return -1;
@@ -178,7 +185,7 @@ static int parse_option(int argc, char **argv, int *i, struct options *o)
 static int parse_args(int argc, char **argv, struct options *o)
 {
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	*o = (struct options){.threads = cpus > 0 ? (int)cpus : 1};
+	*o = (struct options){.threads = cpus < 1 ? 1 : cpus > THREADS_MAX ? THREADS_MAX : (int)cpus};
 	o->sets = calloc((size_t)argc, sizeof(char *));
 	o->inputs = calloc((size_t)argc, sizeof(char *));
 	if (!o->sets || !o->inputs)
@@ -236,6 +243,8 @@ static int build_config(const struct options *o, rf_config *cfg)
 		fprintf(stderr, "ringfeed-ocr: config: %s\n", err);
 		return -1;
 	}
+	if (o->threads_given)
+		cfg->infer.threads = o->threads;
 	for (int i = 0; i < o->set_count; i++) {
 		if (rf_config_set_pair(cfg, o->sets[i], err, sizeof(err)) != 0) {
 			fprintf(stderr, "ringfeed-ocr: --set %s: %s\n", o->sets[i], err);
@@ -413,8 +422,11 @@ static int add_inputs(rf_pipeline *p, const struct options *o)
 	return 0;
 }
 
-/* Runs the pipeline to the end; fills s and seconds. Returns the exit status. */
-static int run_pipeline(struct ocr *r, rf_stats *s, double *seconds)
+/*
+ * Runs the pipeline to the end; fills s and seconds. s's strings outlive the
+ * pipeline: the backend name is copied into backend. Returns the exit status.
+ */
+static int run_pipeline(struct ocr *r, rf_stats *s, double *seconds, char *backend, size_t backend_len)
 {
 	rf_pipeline *p = NULL;
 	int status = EXIT_RUNTIME;
@@ -432,6 +444,8 @@ static int run_pipeline(struct ocr *r, rf_stats *s, double *seconds)
 		rc = rf_pipeline_run(p, on_batch, r);
 	*seconds = now_s() - t0;
 	rf_pipeline_stats(p, s);
+	snprintf(backend, backend_len, "%s", s->loader_backend ? s->loader_backend : "");
+	s->loader_backend = backend; /* the pipeline's own string goes with rf_pipeline_close */
 	if (rc == 0)
 		status = 0;
 	else if (rc != RF_EUSER) /* on_batch said why already */
@@ -501,25 +515,58 @@ static int by_name(const struct dirent **a, const struct dirent **b)
 	return strcmp((*a)->d_name, (*b)->d_name);
 }
 
-/* The order rf_pipeline_add gives: entries sorted by name, hidden ones skipped, recursively. */
-static int walk(struct paths *ps, const char *dir, const char *exts, int depth)
+/* As the library's walk (lib/source.c): deeper is an error, not a silent skip. */
+#define WALK_DEPTH_MAX 64
+
+/* The directories from the walk's root down to the one being read: a link back to one is skipped. */
+struct dir_chain {
+	dev_t dev[WALK_DEPTH_MAX + 1];
+	ino_t ino[WALK_DEPTH_MAX + 1];
+	int depth;
+};
+
+static bool on_chain(const struct dir_chain *c, const struct stat *st)
 {
-	struct dirent **list;
-	int n = scandir(dir, &list, not_hidden, by_name);
-	if (n < 0 || depth > 64) {
-		fprintf(stderr, "ringfeed-ocr: %s: cannot read directory: %s\n", dir,
-			n < 0 ? strerror(errno) : "too deep");
+	for (int i = 0; i < c->depth; i++)
+		if (c->dev[i] == st->st_dev && c->ino[i] == st->st_ino)
+			return true;
+	return false;
+}
+
+/* The order rf_pipeline_add gives: entries sorted by name, hidden ones skipped, recursively. */
+static int walk(struct paths *ps, const char *dir, const char *exts, struct dir_chain *chain)
+{
+	if (chain->depth > WALK_DEPTH_MAX) {
+		fprintf(stderr, "ringfeed-ocr: %s: cannot read directory: too deep\n", dir);
 		return -1;
 	}
+	struct dirent **list;
+	int n = scandir(dir, &list, not_hidden, by_name);
+	if (n < 0) {
+		fprintf(stderr, "ringfeed-ocr: %s: cannot read directory: %s\n", dir, strerror(errno));
+		return -1;
+	}
+	size_t dlen = strlen(dir);
+	bool slash = dlen > 0 && dir[dlen - 1] == '/';
 	int rc = 0;
 	for (int i = 0; i < n; i++) {
 		char path[PATH_MAX];
 		struct stat st;
-		snprintf(path, sizeof(path), "%s/%s", dir, list[i]->d_name);
-		if (rc == 0 && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-			rc = walk(ps, path, exts, depth + 1);
-		else if (rc == 0 && extension_allowed(exts, list[i]->d_name))
+		if (rc == 0 && snprintf(path, sizeof(path), slash ? "%s%s" : "%s/%s", dir, list[i]->d_name) >=
+				       (int)sizeof(path)) {
+			fprintf(stderr, "ringfeed-ocr: %s/%s: path too long\n", dir, list[i]->d_name);
+			rc = -1;
+		}
+		if (rc == 0 && stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+			if (!on_chain(chain, &st)) {
+				chain->dev[chain->depth] = st.st_dev;
+				chain->ino[chain->depth++] = st.st_ino;
+				rc = walk(ps, path, exts, chain);
+				chain->depth--;
+			}
+		} else if (rc == 0 && extension_allowed(exts, list[i]->d_name)) {
 			rc = push_path(ps, path);
+		}
 		free(list[i]);
 	}
 	free(list);
@@ -543,6 +590,10 @@ static int add_list_file(struct paths *ps, const char *list)
 		if (len > 0 && line[0] != '#')
 			rc = push_path(ps, line);
 	}
+	if (rc == 0 && ferror(f)) {
+		fprintf(stderr, "ringfeed-ocr: %s: read error\n", list);
+		rc = -1;
+	}
 	free(line);
 	fclose(f);
 	return rc;
@@ -556,8 +607,10 @@ static int list_inputs(struct paths *ps, const struct options *o, const char *ex
 		int rc;
 		if (in[0] == '@')
 			rc = add_list_file(ps, in + 1);
-		else if (stat(in, &st) == 0 && S_ISDIR(st.st_mode))
-			rc = walk(ps, in, exts, 0);
+		else if (stat(in, &st) == 0 && S_ISDIR(st.st_mode)) {
+			struct dir_chain chain = {.dev = {st.st_dev}, .ino = {st.st_ino}, .depth = 1};
+			rc = walk(ps, in, exts, &chain);
+		}
 		else
 			rc = push_path(ps, in);
 		if (rc != 0)
@@ -774,7 +827,8 @@ static void print_summary(FILE *out, struct ocr *r, const struct result *res)
 {
 	const rf_config *cfg = &r->cfg;
 	unsigned long long pages = atomic_load(&r->pages);
-	fprintf(out, "ringfeed-ocr %s: %d OCR threads, pages %dx%dx%d, batch %d\n", res->mode, r->slots,
+	fprintf(out, "ringfeed-ocr %s: %d OCR thread%s, pages %dx%dx%d, batch %d\n", res->mode, r->slots,
+		r->slots == 1 ? "" : "s",
 		cfg->output.width, cfg->output.height, cfg->output.channels, cfg->batch.size);
 	fprintf(out, "images %llu of %llu (failed %llu)\n", pages, res->items, atomic_load(&r->failed));
 	fprintf(out, "seconds %.3f, images/s %.3f\n", res->seconds, per_second(pages, res->seconds));
@@ -879,6 +933,7 @@ static int run(const struct options *o, const rf_config *cfg)
 	if (ocr_init(&r, o, cfg) != 0)
 		return EXIT_RUNTIME;
 	rf_stats s = {0};
+	char backend[160] = "";
 	struct result res = {.mode = o->naive ? "naive" : "pipeline"};
 	int status;
 	if (o->naive) {
@@ -886,7 +941,7 @@ static int run(const struct options *o, const rf_config *cfg)
 		status = run_naive(&r, &items, &res.seconds);
 		res.items = items;
 	} else {
-		status = run_pipeline(&r, &s, &res.seconds);
+		status = run_pipeline(&r, &s, &res.seconds, backend, sizeof(backend));
 		res.items = s.items;
 		res.stats = &s;
 	}

@@ -93,5 +93,24 @@ for mode in pipeline naive; do
 		fail "$mode: the error record does not name broken.jpg"
 done
 
+# A directory link back to an ancestor is walked once in both modes, with no doubled slash.
+mkdir -p "$work/loop/sub"
+cp "$work/docs/doc0001.jpg" "$work/loop/sub/"
+ln -s .. "$work/loop/sub/up"
+for mode in pipeline naive; do
+	flags=(--threads 1 --stats-json "$work/loop.json" --quiet)
+	[ "$mode" = pipeline ] || flags+=(--naive)
+	rc=0
+	"$bin" "${flags[@]}" "$work/loop/" 2>"$work/stderr" || rc=$?
+	[ "$rc" -eq 0 ] || fail "$mode: a directory link to an ancestor: exit $rc ($(head -c 300 "$work/stderr"))"
+	[ "$rc" -ne 0 ] || [ "$(json "$work/loop.json" images)" = 1 ] || fail "$mode: the linked tree gave $(json "$work/loop.json" images) images, not 1"
+done
+
+# --threads overrides the config file, as command-line options do.
+printf '[infer]\nthreads = 3\n' >"$work/three.ini"
+"$bin" --threads 1 --config "$work/three.ini" "$work/docs/doc0001.jpg" >"$work/summary" 2>&1 ||
+	fail "--threads with --config: exit status $?"
+grep -q ': 1 OCR thread,' "$work/summary" || fail "--threads 1 under a config of 3: $(head -n 1 "$work/summary")"
+
 [ "$failures" -eq 0 ] || { echo "test_ocr.sh: $failures failures" >&2; exit 1; }
 echo "test_ocr.sh: PASS"
