@@ -180,15 +180,17 @@ static void send_answer(struct answer *a)
 	case ANSWER_ERR:
 		fuse_reply_err(a->req, a->err);
 		break;
+	/* An answer the kernel no longer takes (the connection aborted) leaves nothing behind. */
 	case ANSWER_ENTRY:
-		fuse_reply_entry(a->req, &a->entry);
+		if (fuse_reply_entry(a->req, &a->entry) != 0)
+			forget(a->entry.ino, 1); /* the lookup counted for it */
 		break;
 	case ANSWER_ATTR:
 		fuse_reply_attr(a->req, &a->st, fs.cache ? 1.0 : 0.0);
 		break;
 	case ANSWER_OPEN:
-		/* If the open was interrupted meanwhile, libfuse calls release for us. */
-		fuse_reply_open(a->req, &a->fi);
+		if (fuse_reply_open(a->req, &a->fi) != 0)
+			close((int)a->fi.fh); /* no RELEASE will come for it */
 		break;
 	case ANSWER_DATA: {
 		/* The file's own pages, spliced from the source file to the FUSE device. */
