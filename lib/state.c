@@ -79,7 +79,9 @@ int rf_pipeline_resume(rf_pipeline *p, const char *state)
 
 int rf__pipeline_apply_resume(rf_pipeline *p)
 {
-	p->paths_hash = hash_paths(&p->source);
+	/* Only ordered runs save or check a state: no pass over every path for the others. */
+	if (p->cfg.batch.ordered)
+		p->paths_hash = hash_paths(&p->source);
 	if (!p->resume.set)
 		return 0;
 	rf__sampler *s = &p->sampler;
