@@ -229,4 +229,15 @@ static inline void rf__count(_Atomic uint64_t *counter, uint64_t v)
 	atomic_fetch_add_explicit(counter, v, memory_order_relaxed);
 }
 
+/*
+ * Time spent so far in count intervals still open at now, whose start times
+ * sum to since_sum (waits, parked or running threads). Clamped at 0: an
+ * interval that began after the caller read now would wrap the difference.
+ */
+static inline uint64_t rf__open_ns(uint64_t count, uint64_t now, uint64_t since_sum)
+{
+	uint64_t open = count * now;
+	return open > since_sum ? open - since_sum : 0;
+}
+
 #endif

@@ -65,11 +65,10 @@ void rf__stage_thread_exit(rf__stage_counters *st, uint64_t started)
 	pthread_mutex_unlock(&st->wait_lock);
 }
 
-/* Under wait_lock. Clamped: a thread that started after now counts nothing yet. */
+/* Under wait_lock. */
 static uint64_t alive_at(const rf__stage_counters *st, uint64_t now)
 {
-	uint64_t open = (uint64_t)st->running * now;
-	return atomic_load(&st->lifetime_ns) + (open > st->running_since ? open - st->running_since : 0);
+	return atomic_load(&st->lifetime_ns) + rf__open_ns((uint64_t)st->running, now, st->running_since);
 }
 
 uint64_t rf__stage_alive(rf__stage_counters *st, uint64_t now)
@@ -85,7 +84,7 @@ uint64_t rf__stage_times(rf__stage_counters *st, uint64_t *alive, double *starve
 	pthread_mutex_lock(&st->wait_lock);
 	uint64_t now = rf__now_ns(), open[2];
 	for (int k = 0; k < 2; k++)
-		open[k] = (uint64_t)st->waiting[k] * now - st->waiting_since[k];
+		open[k] = rf__open_ns((uint64_t)st->waiting[k], now, st->waiting_since[k]);
 	*alive = alive_at(st, now);
 	*starved = rf__seconds(atomic_load(&st->starved_ns) + open[RF__STARVED]);
 	*blocked = rf__seconds(atomic_load(&st->blocked_ns) + open[RF__BLOCKED]);

@@ -85,9 +85,7 @@ uint64_t rf__tune_parked_ns(rf__tune *t, int knob, uint64_t now)
 	if (!t->ready)
 		return 0;
 	pthread_mutex_lock(&t->lock);
-	/* A park that began after now (read by the caller before this lock) would wrap the difference. */
-	uint64_t open = (uint64_t)t->parked[knob] * now, since = t->parked_since_sum[knob];
-	uint64_t ns = t->parked_ns[knob] + (open > since ? open - since : 0);
+	uint64_t ns = t->parked_ns[knob] + rf__open_ns((uint64_t)t->parked[knob], now, t->parked_since_sum[knob]);
 	pthread_mutex_unlock(&t->lock);
 	return ns;
 }

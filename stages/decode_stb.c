@@ -109,6 +109,12 @@ static uint32_t le32(const uint8_t *p)
 	return le16(p) | le16(p + 2) << 16;
 }
 
+/* A BMP's bits per pixel: OS/2 headers (12 bytes) keep it elsewhere. Needs 30 bytes. */
+static uint32_t bmp_bpp(const uint8_t *d)
+{
+	return le32(d + 14) == 12 ? le16(d + 24) : le16(d + 28);
+}
+
 /* Bytes an uncompressed BMP needs: pixel offset plus its rows. */
 static uint64_t bmp_size(const uint8_t *d, size_t len, int w, int h)
 {
@@ -116,7 +122,7 @@ static uint64_t bmp_size(const uint8_t *d, size_t len, int w, int h)
 
 	if (len < 30)
 		return UINT64_MAX;
-	bpp = le32(d + 14) == 12 ? le16(d + 24) : le16(d + 28);
+	bpp = bmp_bpp(d);
 	row = ((uint64_t)w * bpp + 31) / 32 * 4;
 	return le32(d + 10) + row * (uint64_t)(h - 1) + ((uint64_t)w * bpp + 7) / 8;
 }
@@ -130,7 +136,7 @@ static uint64_t bmp_size(const uint8_t *d, size_t len, int w, int h)
  */
 static const char *bmp_palette_problem(const uint8_t *d, int w, int h, char *why, size_t why_len)
 {
-	uint32_t hsz = le32(d + 14), bpp = hsz == 12 ? le16(d + 24) : le16(d + 28);
+	uint32_t hsz = le32(d + 14), bpp = bmp_bpp(d);
 	int64_t offset = le32(d + 10);
 	if (bpp != 1 && bpp != 4 && bpp != 8)
 		return NULL;

@@ -837,6 +837,18 @@ static uint8_t *paletted_bmp(unsigned colours, uint8_t pixel, uint32_t offset, s
 	return b;
 }
 
+static void assert_bmp_fails(unsigned colours, uint8_t pixel, uint32_t offset, const char *reason)
+{
+	rf_config cfg = config(16, 16, 3, RF_FIT_STRETCH);
+	size_t len;
+	uint8_t *bmp = paletted_bmp(colours, pixel, offset, &len);
+	result r = decode(&cfg, bmp, len);
+	cr_assert_eq(r.code, RF_EDECODE, "%s", r.reason);
+	cr_assert_str_eq(r.reason, reason);
+	free(r.px);
+	free(bmp);
+}
+
 /* stb leaves a BMP's palette uninitialised past its entries: such pixels would be stack bytes. */
 Test(broken, bmp_pixels_outside_the_palette_fail)
 {
@@ -850,20 +862,9 @@ Test(broken, bmp_pixels_outside_the_palette_fail)
 	free(r.px);
 	free(ok);
 
-	uint8_t *past = paletted_bmp(2, 200, 0, &len);
-	r = decode(&cfg, past, len);
-	cr_assert_eq(r.code, RF_EDECODE);
-	cr_assert_str_eq(r.reason, "bmp: pixel index 200 past the 2-entry palette");
-	free(r.px);
-	free(past);
-
+	assert_bmp_fails(2, 200, 0, "bmp: pixel index 200 past the 2-entry palette");
 	/* Pixels starting inside the header: stb sizes the palette at -1 and reads none of it. */
-	uint8_t *inside = paletted_bmp(0, 1, 50, &len);
-	r = decode(&cfg, inside, len);
-	cr_assert_eq(r.code, RF_EDECODE);
-	cr_assert_str_eq(r.reason, "bmp: the header leaves room for -1 palette entries (8-bit pixels)");
-	free(r.px);
-	free(inside);
+	assert_bmp_fails(0, 1, 50, "bmp: the header leaves room for -1 palette entries (8-bit pixels)");
 }
 
 Test(broken, empty_file)
