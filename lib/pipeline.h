@@ -218,8 +218,11 @@ void rf__wait_end(rf__stage_counters *st, enum rf__wait_kind kind, uint64_t sinc
  * rf__stage_thread_*: a snapshot never sees half a change.
  */
 uint64_t rf__stage_times(rf__stage_counters *st, uint64_t *alive, double *starved, double *blocked);
-/* The lifetimes of st's threads at now (a time read before this call). */
-uint64_t rf__stage_alive(rf__stage_counters *st, uint64_t now);
+/*
+ * The same in ns at now, a time read before this call (the autotuner's
+ * ticks): waited[RF__STARVED] and waited[RF__BLOCKED].
+ */
+void rf__stage_look(rf__stage_counters *st, uint64_t now, uint64_t *alive, uint64_t waited[2]);
 /* A stage thread starts (returns its start time) and exits. */
 uint64_t rf__stage_thread_start(rf__stage_counters *st);
 void rf__stage_thread_exit(rf__stage_counters *st, uint64_t started);

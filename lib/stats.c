@@ -65,30 +65,32 @@ void rf__stage_thread_exit(rf__stage_counters *st, uint64_t started)
 	pthread_mutex_unlock(&st->wait_lock);
 }
 
-/* Under wait_lock. */
-static uint64_t alive_at(const rf__stage_counters *st, uint64_t now)
+/* Under wait_lock: lifetimes and waits (RF__STARVED, RF__BLOCKED) at now, open intervals included. */
+static void times_at(const rf__stage_counters *st, uint64_t now, uint64_t *alive, uint64_t waited[2])
 {
-	return atomic_load(&st->lifetime_ns) + rf__open_ns((uint64_t)st->running, now, st->running_since);
+	*alive = atomic_load(&st->lifetime_ns) + rf__open_ns((uint64_t)st->running, now, st->running_since);
+	waited[RF__STARVED] = atomic_load(&st->starved_ns) +
+			      rf__open_ns((uint64_t)st->waiting[RF__STARVED], now, st->waiting_since[RF__STARVED]);
+	waited[RF__BLOCKED] = atomic_load(&st->blocked_ns) +
+			      rf__open_ns((uint64_t)st->waiting[RF__BLOCKED], now, st->waiting_since[RF__BLOCKED]);
 }
 
-uint64_t rf__stage_alive(rf__stage_counters *st, uint64_t now)
+void rf__stage_look(rf__stage_counters *st, uint64_t now, uint64_t *alive, uint64_t waited[2])
 {
 	pthread_mutex_lock(&st->wait_lock);
-	uint64_t alive = alive_at(st, now);
+	times_at(st, now, alive, waited);
 	pthread_mutex_unlock(&st->wait_lock);
-	return alive;
 }
 
 uint64_t rf__stage_times(rf__stage_counters *st, uint64_t *alive, double *starved, double *blocked)
 {
+	uint64_t waited[2];
 	pthread_mutex_lock(&st->wait_lock);
-	uint64_t now = rf__now_ns(), open[2];
-	for (int k = 0; k < 2; k++)
-		open[k] = rf__open_ns((uint64_t)st->waiting[k], now, st->waiting_since[k]);
-	*alive = alive_at(st, now);
-	*starved = rf__seconds(atomic_load(&st->starved_ns) + open[RF__STARVED]);
-	*blocked = rf__seconds(atomic_load(&st->blocked_ns) + open[RF__BLOCKED]);
+	uint64_t now = rf__now_ns();
+	times_at(st, now, alive, waited);
 	pthread_mutex_unlock(&st->wait_lock);
+	*starved = rf__seconds(waited[RF__STARVED]);
+	*blocked = rf__seconds(waited[RF__BLOCKED]);
 	return now;
 }
 

@@ -111,11 +111,13 @@ static void take_look(rf_pipeline *p, struct look *v)
 	v->t = rf__now_ns();
 	for (int k = 0; k < RF__KNOB_COUNT; k++) {
 		rf__stage_counters *c = &p->stage[k];
-		uint64_t alive = rf__stage_alive(c, v->t);
+		/* Waits still going count: a decoder blocked for a whole tick was not busy in it. */
+		uint64_t alive, waited[2];
+		rf__stage_look(c, v->t, &alive, waited);
 		uint64_t parked = rf__tune_parked_ns(&p->tune, k, v->t);
 		v->active_ns[k] = alive > parked ? alive - parked : 0;
-		v->starved_ns[k] = atomic_load(&c->starved_ns);
-		v->blocked_ns[k] = atomic_load(&c->blocked_ns);
+		v->starved_ns[k] = waited[RF__STARVED];
+		v->blocked_ns[k] = waited[RF__BLOCKED];
 	}
 	v->cpu_ns = atomic_load(&p->stage[RF_STAGE_DECODER].cpu_ns);
 	v->saturated_ns = atomic_load(&p->tune.saturated_ns);

@@ -3,6 +3,7 @@
  * autotuner inside running pipelines: parked threads, what it reports.
  */
 #include <criterion/criterion.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -263,6 +264,46 @@ Test(tune, fixed_config_reports_itself)
 	cr_assert_eq(s.tuned.loader_threads, 2);
 	cr_assert_eq(s.tuned.io_depth, 5);
 	cr_assert_eq(s.tuned.changes, 0);
+	rf_pipeline_close(p);
+	tfs_rmtree(dir);
+	free(dir);
+}
+
+/*
+ * A consumer that pauses holds the decoders blocked on a full queue. The
+ * autotuner must see that wait while it lasts: counted only once it ended, the
+ * decoders looked busy and off the CPU (oversubscribed) for the whole pause,
+ * one was taken away, and given back when the trial's rate (0) fell short.
+ */
+Test(tune, a_paused_consumer_takes_no_decoder_away, .timeout = 60)
+{
+	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
+		cr_skip_test("one CPU: decoders start at their minimum, nothing to take away");
+	char *dir = make_pngs(300);
+	rf_config cfg;
+	rf_config_init(&cfg);
+	cfg.loader.threads = 1;
+	cfg.loader.io_depth = 16; /* only decoder.threads is left to the autotuner */
+	cfg.output.width = cfg.output.height = 16;
+	cfg.batch.size = 8;
+	rf_pipeline *p;
+	cr_assert_eq(rf_pipeline_create(&p, &cfg), 0);
+	cr_assert_eq(rf_pipeline_add(p, dir), 0);
+	cr_assert_eq(rf_pipeline_start(p), 0, "%s", rf_pipeline_error(p));
+	rf_stats s;
+	rf_pipeline_stats(p, &s);
+	cr_assert(s.tuned.adaptive);
+	int decoders = s.tuned.decoder_threads;
+	rf_batch *b;
+	cr_assert_eq(rf_pipeline_next(p, &b), 0);
+	usleep(1500 * 1000); /* 30 autotuner ticks with every stage blocked behind this batch */
+	rf_pipeline_stats(p, &s);
+	cr_assert_eq(s.tuned.changes, 0, "the autotuner moved %" PRIu64 " times during the pause (decoders %d, now %d)",
+		     s.tuned.changes, decoders, s.tuned.decoder_threads);
+	cr_assert_gt(s.stages[RF_STAGE_DECODER].blocked_seconds, 1.0, "the decoders were not blocked: no pause to test");
+	size_t n = rf_batch_count(b);
+	rf_batch_release(b);
+	cr_assert_eq(n + drain(p), 300);
 	rf_pipeline_close(p);
 	tfs_rmtree(dir);
 	free(dir);
