@@ -370,7 +370,6 @@ static int next_batch(rf_pipeline *p, rf_batch **out, int64_t timeout_ns)
 	int rc = timeout_ns < 0 ? rf__queue_pop(&p->batcher.ready, &v)
 				: rf__queue_pop_timed(&p->batcher.ready, &v, (uint64_t)timeout_ns);
 	rf__wait_end(st, RF__STARVED, t);
-	uint64_t now = rf__now_ns();
 	if (rc == RF_ETIMEDOUT)
 		return RF_ETIMEDOUT;
 	if (rc == RF_EOF) {
@@ -385,7 +384,7 @@ static int next_batch(rf_pipeline *p, rf_batch **out, int64_t timeout_ns)
 	if (rc != 0)
 		return stopped_code(p);
 	rf_batch *b = v;
-	b->handed_ns = now;
+	b->handed_ns = rf__wait_begin(st, RF__HELD); /* busy from now until rf_batch_release */
 	/* Batches leave the ready queue in order; with several pullers keep the furthest. */
 	uint64_t seen = atomic_load(&p->delivered_position);
 	while (b->end_position > seen && !atomic_compare_exchange_weak(&p->delivered_position, &seen, b->end_position))
@@ -412,7 +411,7 @@ void rf_batch_release(rf_batch *b)
 	if (!b)
 		return;
 	rf_pipeline *p = b->owner;
-	rf__count(&p->stage[RF_STAGE_INFER].busy_ns, rf__now_ns() - b->handed_ns);
+	rf__wait_end(&p->stage[RF_STAGE_INFER], RF__HELD, b->handed_ns);
 	rf__batcher_release(&p->batcher, b);
 }
 

@@ -46,11 +46,12 @@ typedef struct rf__item {
  * Counters of one stage, summed over its threads. Loader and decoder threads
  * are busy whenever they are neither starved nor blocked, so their busy time
  * is derived from thread lifetimes; the inference stage measures busy time
- * directly (from handing out a batch to its release). Starved and blocked
- * time includes the waits still in progress (rf__wait_begin / rf__wait_end),
- * so that busy time never goes down between two snapshots.
+ * directly (RF__HELD: from handing out a batch to its release). Every kind of
+ * interval counts while still in progress (rf__wait_begin / rf__wait_end), so
+ * that no time goes down between two snapshots and a batch held for a minute
+ * is a minute of work as it happens, not when it is released.
  */
-enum rf__wait_kind { RF__STARVED, RF__BLOCKED };
+enum rf__wait_kind { RF__STARVED, RF__BLOCKED, RF__HELD, RF__WAIT_KINDS };
 
 typedef struct rf__stage_counters {
 	_Atomic int threads;  /* started */
@@ -59,14 +60,12 @@ typedef struct rf__stage_counters {
 	_Atomic int next_index; /* each thread takes one: its place in the autotuner's order */
 	_Atomic uint64_t items;
 	_Atomic uint64_t lifetime_ns; /* of exited threads */
-	_Atomic uint64_t busy_ns;     /* measured directly (inference stage) */
-	_Atomic uint64_t starved_ns;
-	_Atomic uint64_t blocked_ns;
+	_Atomic uint64_t spent_ns[RF__WAIT_KINDS]; /* finished intervals of each kind */
 	_Atomic uint64_t cpu_ns; /* on-CPU time of its threads, added as they go */
-	/* Waits in progress, per rf__wait_kind: how many, and the sum of their starts. */
-	pthread_mutex_t wait_lock; /* also taken to add a finished wait, so snapshots see each whole */
-	int waiting[2];
-	uint64_t waiting_since[2];
+	/* Intervals in progress, per rf__wait_kind: how many, and the sum of their starts. */
+	pthread_mutex_t wait_lock; /* also taken to add a finished one, so snapshots see each whole */
+	int waiting[RF__WAIT_KINDS];
+	uint64_t waiting_since[RF__WAIT_KINDS];
 } rf__stage_counters;
 
 /* A parsed rf_pipeline_resume state: where to start and what it was made for. */
@@ -209,20 +208,17 @@ int rf__uring_probe(char *why, size_t why_len);
  */
 void rf__count_cpu(rf__stage_counters *st, uint64_t *last);
 
-/* A wait starts (returns its start time), and ends, adding its length to starved_ns or blocked_ns. */
+/* An interval starts (returns its start time), and ends, adding its length to spent_ns[kind]. */
 uint64_t rf__wait_begin(rf__stage_counters *st, enum rf__wait_kind kind);
 void rf__wait_end(rf__stage_counters *st, enum rf__wait_kind kind, uint64_t since);
 /*
- * Thread lifetimes (ns), starved and blocked seconds of st now, the waits in
- * progress included; returns that now. One lock with rf__wait_* and
- * rf__stage_thread_*: a snapshot never sees half a change.
+ * Thread lifetimes and the time spent in each kind of interval (ns) of st
+ * now, those in progress included; returns that now. One lock with
+ * rf__wait_* and rf__stage_thread_*: a snapshot never sees half a change.
  */
-uint64_t rf__stage_times(rf__stage_counters *st, uint64_t *alive, double *starved, double *blocked);
-/*
- * The same in ns at now, a time read before this call (the autotuner's
- * ticks): waited[RF__STARVED] and waited[RF__BLOCKED].
- */
-void rf__stage_look(rf__stage_counters *st, uint64_t now, uint64_t *alive, uint64_t waited[2]);
+uint64_t rf__stage_times(rf__stage_counters *st, uint64_t *alive, uint64_t spent[RF__WAIT_KINDS]);
+/* The same at now, a time read before this call (the autotuner's ticks). */
+void rf__stage_look(rf__stage_counters *st, uint64_t now, uint64_t *alive, uint64_t spent[RF__WAIT_KINDS]);
 /* A stage thread starts (returns its start time) and exits. */
 uint64_t rf__stage_thread_start(rf__stage_counters *st);
 void rf__stage_thread_exit(rf__stage_counters *st, uint64_t started);

@@ -42,7 +42,7 @@ void rf__wait_end(rf__stage_counters *st, enum rf__wait_kind kind, uint64_t sinc
 	uint64_t now = rf__now_ns();
 	st->waiting[kind]--;
 	st->waiting_since[kind] -= since;
-	rf__count(kind == RF__STARVED ? &st->starved_ns : &st->blocked_ns, now - since);
+	rf__count(&st->spent_ns[kind], now - since);
 	pthread_mutex_unlock(&st->wait_lock);
 }
 
@@ -65,32 +65,28 @@ void rf__stage_thread_exit(rf__stage_counters *st, uint64_t started)
 	pthread_mutex_unlock(&st->wait_lock);
 }
 
-/* Under wait_lock: lifetimes and waits (RF__STARVED, RF__BLOCKED) at now, open intervals included. */
-static void times_at(const rf__stage_counters *st, uint64_t now, uint64_t *alive, uint64_t waited[2])
+/* Under wait_lock: lifetimes and time spent per rf__wait_kind at now, open intervals included. */
+static void times_at(const rf__stage_counters *st, uint64_t now, uint64_t *alive, uint64_t spent[RF__WAIT_KINDS])
 {
 	*alive = atomic_load(&st->lifetime_ns) + rf__open_ns((uint64_t)st->running, now, st->running_since);
-	waited[RF__STARVED] = atomic_load(&st->starved_ns) +
-			      rf__open_ns((uint64_t)st->waiting[RF__STARVED], now, st->waiting_since[RF__STARVED]);
-	waited[RF__BLOCKED] = atomic_load(&st->blocked_ns) +
-			      rf__open_ns((uint64_t)st->waiting[RF__BLOCKED], now, st->waiting_since[RF__BLOCKED]);
+	for (int k = 0; k < RF__WAIT_KINDS; k++)
+		spent[k] = atomic_load(&st->spent_ns[k]) +
+			   rf__open_ns((uint64_t)st->waiting[k], now, st->waiting_since[k]);
 }
 
-void rf__stage_look(rf__stage_counters *st, uint64_t now, uint64_t *alive, uint64_t waited[2])
+void rf__stage_look(rf__stage_counters *st, uint64_t now, uint64_t *alive, uint64_t spent[RF__WAIT_KINDS])
 {
 	pthread_mutex_lock(&st->wait_lock);
-	times_at(st, now, alive, waited);
+	times_at(st, now, alive, spent);
 	pthread_mutex_unlock(&st->wait_lock);
 }
 
-uint64_t rf__stage_times(rf__stage_counters *st, uint64_t *alive, double *starved, double *blocked)
+uint64_t rf__stage_times(rf__stage_counters *st, uint64_t *alive, uint64_t spent[RF__WAIT_KINDS])
 {
-	uint64_t waited[2];
 	pthread_mutex_lock(&st->wait_lock);
 	uint64_t now = rf__now_ns();
-	times_at(st, now, alive, waited);
+	times_at(st, now, alive, spent);
 	pthread_mutex_unlock(&st->wait_lock);
-	*starved = rf__seconds(waited[RF__STARVED]);
-	*blocked = rf__seconds(waited[RF__BLOCKED]);
 	return now;
 }
 
@@ -100,11 +96,13 @@ static void stage_stats(rf_pipeline *p, int i, rf_stage_stats *out)
 	out->name = stage_names[i];
 	out->threads = atomic_load(&c->threads);
 	out->items = atomic_load(&c->items);
-	uint64_t alive;
-	uint64_t now = rf__stage_times(c, &alive, &out->starved_seconds, &out->blocked_seconds);
+	uint64_t alive, spent[RF__WAIT_KINDS];
+	uint64_t now = rf__stage_times(c, &alive, spent);
+	out->starved_seconds = rf__seconds(spent[RF__STARVED]);
+	out->blocked_seconds = rf__seconds(spent[RF__BLOCKED]);
 	out->cpu_seconds = seconds(&c->cpu_ns);
 	if (i == RF_STAGE_INFER) {
-		out->busy_seconds = seconds(&c->busy_ns);
+		out->busy_seconds = rf__seconds(spent[RF__HELD]);
 		return;
 	}
 	/* Threads parked by the autotuner are neither busy nor starved. */

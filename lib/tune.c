@@ -112,7 +112,7 @@ static void take_look(rf_pipeline *p, struct look *v)
 	for (int k = 0; k < RF__KNOB_COUNT; k++) {
 		rf__stage_counters *c = &p->stage[k];
 		/* Waits still going count: a decoder blocked for a whole tick was not busy in it. */
-		uint64_t alive, waited[2];
+		uint64_t alive, waited[RF__WAIT_KINDS];
 		rf__stage_look(c, v->t, &alive, waited);
 		uint64_t parked = rf__tune_parked_ns(&p->tune, k, v->t);
 		v->active_ns[k] = alive > parked ? alive - parked : 0;

@@ -1065,3 +1065,29 @@ Test(pipeline, busy_time_never_goes_down_mid_run, .timeout = 60)
 	tfs_rmtree(dir);
 	free(dir);
 }
+
+/* The progress line and the trace read the inference stage mid-batch: a batch in hand is work. */
+Test(pipeline, a_batch_in_hand_is_busy_time_before_its_release, .timeout = 60)
+{
+	char *dir = make_dataset(40);
+	rf_config cfg;
+	base_config(&cfg);
+	cfg.batch.size = 4;
+	rf_pipeline *p = open_started(&cfg, dir);
+	rf_batch *b;
+	cr_assert_eq(rf_pipeline_next(p, &b), 0);
+	usleep(300 * 1000);
+	rf_stats s;
+	cr_assert_eq(rf_pipeline_stats(p, &s), 0);
+	double busy = s.stages[RF_STAGE_INFER].busy_seconds;
+	cr_assert_geq(busy, 0.29, "300 ms with a batch in hand counted as %.3f s busy", busy);
+	cr_assert_lt(s.starved_fraction, 0.5, "starved_fraction %.3f while the consumer works", s.starved_fraction);
+	rf_batch_release(b);
+	cr_assert_eq(rf_pipeline_stats(p, &s), 0);
+	cr_assert_geq(s.stages[RF_STAGE_INFER].busy_seconds, busy);
+	while (rf_pipeline_next(p, &b) == 0)
+		rf_batch_release(b);
+	rf_pipeline_close(p);
+	tfs_rmtree(dir);
+	free(dir);
+}
