@@ -24,11 +24,16 @@ static double thread_time(const rf_stage_stats *st)
 	return st->busy_seconds + st->starved_seconds + st->blocked_seconds;
 }
 
-/* Share of a stage's thread time in the interval (threads parked by the autotuner left out) spent on delta. */
+/*
+ * Share of a stage's thread time in the interval (threads parked by the
+ * autotuner left out) spent on delta. At most 1: CPU time is added once per
+ * item, so an interval can be handed a little of the one before.
+ */
 static double share(double delta, const rf_stage_stats *now, const rf_stage_stats *before)
 {
 	double alive = thread_time(now) - thread_time(before);
-	return alive > 0 ? delta / alive : 0;
+	double x = alive > 0 ? delta / alive : 0;
+	return x < 1 ? x : 1;
 }
 
 void trace_sample(struct trace *t, const rf_stats *s)
