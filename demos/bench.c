@@ -141,13 +141,19 @@ static int compare_paths(const void *a, const void *b)
 /* nftw has no user pointer; the walk runs on the main thread before anything starts. */
 static struct files *walk_target;
 
+/*
+ * The files ringfeed_add would take: links followed (nftw visits a directory
+ * once, so a link back to an ancestor ends there), hidden names skipped, and
+ * everything that is not a directory kept, unreadable or not (the loaders
+ * judge it).
+ */
 static int walk_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
 {
 	(void)st;
 	const char *name = path + ftw->base;
 	if (ftw->level > 0 && name[0] == '.')
 		return type == FTW_D ? FTW_SKIP_SUBTREE : FTW_CONTINUE;
-	if (type == FTW_F && files_push(walk_target, path) != 0)
+	if (type != FTW_D && type != FTW_DNR && type != FTW_DP && files_push(walk_target, path) != 0)
 		return FTW_STOP;
 	return FTW_CONTINUE;
 }
@@ -156,7 +162,7 @@ static int add_dir(struct files *f, const char *dir)
 {
 	size_t first = f->count;
 	walk_target = f;
-	if (nftw(dir, walk_entry, 32, FTW_PHYS | FTW_ACTIONRETVAL) != 0)
+	if (nftw(dir, walk_entry, 32, FTW_ACTIONRETVAL) != 0)
 		return -1;
 	qsort(f->path + first, f->count - first, sizeof(char *), compare_paths);
 	return 0;
@@ -174,7 +180,7 @@ static int add_list(struct files *f, const char *list)
 	while (rc == 0 && (n = getline(&line, &cap, in)) >= 0) {
 		while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
 			line[--n] = '\0';
-		if (n > 0)
+		if (n > 0 && line[0] != '#') /* as in a list given to ringfeed itself */
 			rc = files_push(f, line);
 	}
 	free(line);
@@ -192,15 +198,15 @@ static int add_input(struct files *f, const char *input)
 	return files_push(f, input);
 }
 
-/* Reads the whole of path into *buf (grown as needed); its length, or -1. */
+/* Reads the whole of path, a regular file, into *buf (grown as needed); its length, or -1. */
 static ssize_t read_file(const char *path, uint8_t **buf, size_t *cap)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not hold the open */
 	if (fd < 0)
 		return -1;
 	struct stat st;
 	size_t need = 0, got = 0;
-	bool ok = fstat(fd, &st) == 0;
+	bool ok = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
 	if (ok)
 		need = (size_t)st.st_size;
 	if (ok && need > *cap) {

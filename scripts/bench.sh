@@ -47,13 +47,18 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 list=$work/files.txt
 if [ "${dataset:0:1}" = @ ]; then
-	awk -v n="$limit" 'NF && ++i <= n' "${dataset:1}" >"$list"
+	# The lines ringfeed takes from a list: not empty, not a # comment.
+	awk -v n="$limit" '{ sub(/\r$/, "") } $0 != "" && !/^#/ && ++i <= n' "${dataset:1}" >"$list"
 else
-	find "$dataset" -type f ! -name '.*' ! -path '*/.*' | LC_ALL=C sort | awk -v n="$limit" 'NR <= n' >"$list" # awk, not head: no SIGPIPE
+	# Links followed, hidden names below DATASET skipped (DATASET's own path may hold one).
+	{ find -L "$dataset" -mindepth 1 -name '.*' -prune -o ! -type d -print 2>/dev/null || true; } | LC_ALL=C sort |
+		awk -v n="$limit" 'NR <= n' >"$list" # awk, not head: no SIGPIPE
 fi
 count=$(wc -l <"$list")
 [ "$count" -gt 0 ] || { echo "bench.sh: no files in $dataset" >&2; exit 1; }
-tr '\n' '\0' <"$list" | xargs -0 cat >/dev/null # warm the page cache
+# Warm the page cache; a missing or unreadable input is for the runs to report, not an end here.
+# Regular files only: a FIFO would hold cat for ever.
+tr '\n' '\0' <"$list" | xargs -0 sh -c 'for f; do [ -f "$f" ] && cat -- "$f"; done; true' sh >/dev/null 2>&1 || true
 
 raw=$work/runs.jsonl
 meta() { # one line of context for the report: KEY VALUE

@@ -25,13 +25,12 @@ import io
 import json
 import os
 import resource
+import stat
 import statistics
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
-from PIL import Image
 
 SIZE = 224
 MEAN_255 = [123.675, 116.28, 103.53]
@@ -42,14 +41,22 @@ ORDER = list(NAMES)
 
 
 def list_files(inputs):
+    """The inputs as ringfeed takes them: list lines that are not empty or # comments; directories
+    walked with links followed (each directory once), hidden names skipped, every non-directory kept."""
     files = []
     for item in inputs:
         if item.startswith("@"):
             with open(item[1:]) as f:
-                files.extend(line.rstrip("\r\n") for line in f if line.strip())
+                lines = (line.rstrip("\r\n") for line in f)
+                files.extend(line for line in lines if line and not line.startswith("#"))
         elif os.path.isdir(item):
-            found = []
-            for root, dirs, names in os.walk(item):
+            found, seen = [], set()
+            for root, dirs, names in os.walk(item, followlinks=True):
+                st = os.stat(root)
+                if (st.st_dev, st.st_ino) in seen:
+                    dirs[:] = []
+                    continue
+                seen.add((st.st_dev, st.st_ino))
                 dirs[:] = [d for d in dirs if not d.startswith(".")]
                 found.extend(os.path.join(root, n) for n in names if not n.startswith("."))
             files.extend(sorted(found))
@@ -59,9 +66,18 @@ def list_files(inputs):
 
 
 def warm(files):
+    """Puts the regular files in the page cache; the others are for the runs to fail."""
     for path in files:
-        with open(path, "rb") as f:
-            f.read()
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO must not hold the open
+        except OSError:
+            continue
+        try:
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                while os.read(fd, 1 << 20):
+                    pass
+        finally:
+            os.close(fd)
 
 
 def cpu_seconds():
@@ -74,10 +90,16 @@ def cpu_seconds():
 
 
 def seed_load(path, mean, std):
-    """The seed recipe for one file: bytes -> normalised float32 CHW array."""
-    with open(path, "rb") as f:
-        data = f.read()
-    img = Image.open(io.BytesIO(data)).convert("RGB")
+    """The seed recipe for one file: bytes -> normalised float32 CHW array; None when it fails."""
+    import numpy as np
+    from PIL import Image
+
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+        img = Image.open(io.BytesIO(data)).convert("RGB")
+    except Exception:  # any file PIL cannot read fails alone, as in ringfeed
+        return None
     w, h = img.size
     # Shorter side to SIZE, the longer one truncated as torchvision's Resize(SIZE) does.
     nw, nh = (SIZE, int(SIZE * h / w)) if w <= h else (int(SIZE * w / h), SIZE)
@@ -89,18 +111,21 @@ def seed_load(path, mean, std):
 
 
 def run_pool(files, workers):
+    import numpy as np  # the peers' imports, here so that a report needs neither numpy nor PIL
+
     mean = np.array(MEAN_255, dtype=np.float32).reshape(3, 1, 1)
     std = np.array(STD_255, dtype=np.float32).reshape(3, 1, 1)
     t0 = time.perf_counter()
     n = 0
     with ThreadPoolExecutor(max_workers=workers) as ex:
-        for _ in ex.map(seed_load, files, [mean] * len(files), [std] * len(files)):
-            n += 1
+        for x in ex.map(seed_load, files, [mean] * len(files), [std] * len(files)):
+            n += x is not None
     return n, time.perf_counter() - t0, None
 
 
 def make_loader(files, workers, batch):
     import torch
+    from PIL import Image
     from torchvision import transforms
 
     tf = transforms.Compose([
@@ -115,11 +140,24 @@ def make_loader(files, workers, batch):
             return len(files)
 
         def __getitem__(self, i):
-            with open(files[i], "rb") as f:
-                img = Image.open(f).convert("RGB")
+            try:
+                with open(files[i], "rb") as f:
+                    img = Image.open(f).convert("RGB")
+            except Exception:  # any file PIL cannot read fails alone, as in ringfeed
+                return None  # counted as failed: left out of its batch
             return tf(img)
 
-    return torch.utils.data.DataLoader(Files(), batch_size=batch, shuffle=False, num_workers=workers)
+    return torch.utils.data.DataLoader(Files(), batch_size=batch, shuffle=False, num_workers=workers,
+                                       collate_fn=collate_decoded)
+
+
+def collate_decoded(items):
+    """The DataLoader's batch of the images that decoded (an empty one when none did)."""
+    import torch
+    from torch.utils.data import default_collate
+
+    good = [x for x in items if x is not None]
+    return default_collate(good) if good else torch.empty(0, 3, SIZE, SIZE)
 
 
 def consume(batches, t0):
@@ -145,7 +183,9 @@ def run_ringfeed_py(files, workers, batch):
     pipe = ringfeed.Pipeline(files, decoder_threads=workers, batch_size=batch, output_layout="nchw_f32",
                              output_mean=MEAN_255, output_std=STD_255)
     with pipe:
-        return consume((torch.from_numpy(b.array) for b in pipe), time.perf_counter())
+        t0 = time.perf_counter()  # before iter() starts the pipeline, as the others time their start
+        batches = iter(pipe)
+        return consume((torch.from_numpy(b.array) for b in batches), t0)
 
 
 def measure(args):
@@ -269,6 +309,11 @@ def label(system, threads):
     return f"{NAMES[system]} {threads} {unit}{'s' if threads != 1 else ''}"
 
 
+def times(ratio):
+    """A ratio for the report; n/a where the peer delivered nothing."""
+    return "n/a" if ratio is None else f"{ratio:.2f}x"
+
+
 def print_ratios(title, rat, system):
     if not rat:
         return
@@ -277,8 +322,8 @@ def print_ratios(title, rat, system):
     for x in rat:
         same = x.get("vs_same")
         line = f"  {label(x['peer'], x['threads']):<26} "
-        line += f"same K: {same['ratio']:.2f}x" if same else f"{'':<15}"
-        line += f"   {system} K={x['vs_max']['ringfeed_threads']}: {x['vs_max']['ratio']:.2f}x"
+        line += f"same K: {times(same['ratio'])}" if same else f"{'':<15}"
+        line += f"   {system} K={x['vs_max']['ringfeed_threads']}: {times(x['vs_max']['ratio'])}"
         print(line)
 
 

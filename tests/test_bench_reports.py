@@ -1,5 +1,6 @@
-"""The benchmark reports (scripts/bench_storage.py, scripts/bench_tune.py) on made-up runs: the
-ratios a target is judged on, which a real run only reaches after many minutes."""
+"""The benchmark reports (scripts/bench_storage.py, scripts/bench_tune.py, scripts/bench_peers.py) on
+made-up runs: the ratios a target is judged on, which a real run only reaches after many minutes; and
+the peers' view of the inputs, which must be ringfeed's."""
 import json
 import os
 import subprocess
@@ -11,13 +12,14 @@ SCRIPTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "script
 sys.path.insert(0, SCRIPTS)
 
 from bench_common import per_round  # noqa: E402
+from bench_peers import list_files  # noqa: E402
 
 
-def report(script, runs, *args):
+def report(script, runs, *args, command=()):
     with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as f:
         f.write("".join(json.dumps(r) + "\n" for r in runs))
     try:
-        out = subprocess.run([sys.executable, os.path.join(SCRIPTS, script), f.name, *args],
+        out = subprocess.run([sys.executable, os.path.join(SCRIPTS, script), *command, f.name, *args],
                              capture_output=True, text=True, check=True)
         return out.stdout
     finally:
@@ -87,6 +89,29 @@ class TuneHeadToHead(unittest.TestCase):
         out = report("bench_tune.py", runs)
         self.assertIn("per round, auto / best fixed: 1.100 0.900 1.000  (median 1.000; auto ahead in 2 of 3)", out)
         self.assertIn("measured 1.000  met", out)
+
+
+class Peers(unittest.TestCase):
+    def test_a_peer_that_delivered_nothing_has_no_ratio(self):
+        runs = [{"system": s, "threads": 1, "round": 0, "images": 0, "failed": 1, "seconds": 0.01,
+                 "images_per_second": 0} for s in ("ringfeed", "hand", "pil_pool")]
+        out = report("bench_peers.py", runs, command=["report"])
+        self.assertIn("PIL thread pool 1 worker   same K: n/a   ringfeed K=1: n/a", out)
+
+    def test_inputs_are_the_ones_ringfeed_takes(self):
+        with tempfile.TemporaryDirectory() as d:
+            for name in ("a.jpg", ".h.jpg", ".hidden/x.jpg", "sub/b.jpg"):
+                os.makedirs(os.path.dirname(os.path.join(d, name)), exist_ok=True)
+                open(os.path.join(d, name), "w").close()
+            os.symlink("..", os.path.join(d, "sub", "up"))  # a loop: walked once
+            os.symlink("../a.jpg", os.path.join(d, "sub", "l.jpg"))
+            os.symlink("nowhere", os.path.join(d, "dangling"))  # an input that will fail, not a skip
+            self.assertEqual(list_files([d]), [os.path.join(d, n) for n in
+                                               ("a.jpg", "dangling", "sub/b.jpg", "sub/l.jpg")])
+            lst = os.path.join(d, "list.txt")
+            with open(lst, "w") as f:
+                f.write("# photos\r\n\r\n/x/a.jpg\r\n#/x/b.jpg\n /x/c.jpg\n")
+            self.assertEqual(list_files(["@" + lst]), ["/x/a.jpg", " /x/c.jpg"])
 
 
 if __name__ == "__main__":

@@ -391,3 +391,45 @@ Test(cli, mpirun_ranks_get_disjoint_complete_shards, .timeout = 120)
 	tfs_rmtree(dir);
 	free(dir);
 }
+
+/*
+ * ringfeed-bench times its systems on the inputs ringfeed itself takes: links
+ * followed (a loop walked once), list comments skipped, a FIFO failed rather
+ * than waited on (in the warm-up and in the hand loop) and a dangling link failed.
+ */
+Test(cli, bench_takes_the_inputs_ringfeed_takes, .timeout = 120)
+{
+	char *dir = make_samples(3);
+	char *cmd = NULL;
+	cr_assert_gt(asprintf(&cmd,
+			      "cd '%s' && mkdir -p img/sub && ln -s ../sample-00001.jpg img/sub/link.jpg && ln -s .. img/sub/up "
+			      "&& ln -s nowhere img/dangling.jpg && mkfifo img/fifo.jpg && "
+			      "printf '# photos\\n%s/img/sample-00000.jpg\\n' > list.txt",
+			      dir, dir),
+		     0);
+	cr_assert_eq(system(cmd), 0);
+	free(cmd);
+	const char *inputs[] = {"img", "@list.txt"};
+	const int images[] = {4, 1}, failed[] = {2, 0};
+	for (int i = 0; i < 2; i++) {
+		cr_assert_gt(asprintf(&cmd, "cd '%s' && timeout 30 '%s' --system ringfeed,hand --repeat 1 --threads 1 %s",
+				      dir, RF_BENCH_PATH, inputs[i]),
+			     0);
+		FILE *out = popen(cmd, "r");
+		cr_assert_not_null(out);
+		char line[4096];
+		int rows = 0;
+		while (fgets(line, sizeof(line), out)) {
+			char *n = strstr(line, "\"images\":"), *f = strstr(line, "\"failed\":");
+			cr_assert(n && f, "%s", line);
+			cr_assert_eq(atoi(n + 9), images[i], "%s: %s", inputs[i], line);
+			cr_assert_eq(atoi(f + 9), failed[i], "%s: %s", inputs[i], line);
+			rows++;
+		}
+		cr_assert_eq(WEXITSTATUS(pclose(out)), 0, "%s", cmd);
+		cr_assert_eq(rows, 2, "%s: a row each for ringfeed and the hand loop", inputs[i]);
+		free(cmd);
+	}
+	tfs_rmtree(dir);
+	free(dir);
+}
