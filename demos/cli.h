@@ -4,11 +4,19 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "ringfeed/ringfeed.h"
 
 enum consumer_kind { CONSUMER_STATS, CONSUMER_NULL, CONSUMER_SLEEP, CONSUMER_SPIN };
+
+/* One batch's lines for --list and --errors, waiting for their turn. */
+struct batch_lines {
+	uint64_t sequence;
+	char *list, *errors;
+	size_t list_len, errors_len;
+};
 
 /* What the inference callback needs; shared by the infer threads. */
 struct consumer {
@@ -24,11 +32,21 @@ struct consumer {
 	FILE *list_file; /* --list: one line per delivered image */
 	bool echo_errors;
 	unsigned long long errors_seen;
+	/*
+	 * With several infer threads batches reach the lock in any order; their
+	 * lines wait here until every earlier batch's are written, so both files
+	 * follow delivery order (rf_batch_sequence).
+	 */
+	uint64_t next_sequence;
+	struct batch_lines *waiting;
+	size_t waiting_count, waiting_cap;
 };
 
 int consumer_parse(const char *name, enum consumer_kind *out);
 const char *consumer_name(enum consumer_kind kind);
 void consumer_init(struct consumer *c, enum consumer_kind kind, double cost_ms, const rf_config *cfg);
+/* Writes the lines still waiting for an earlier batch that never came (a stopped run). */
+void consumer_flush(struct consumer *c);
 void consumer_destroy(struct consumer *c);
 /* rf_infer_fn: consumes one batch. */
 int consumer_run(const rf_batch *batch, void *user);

@@ -1,6 +1,7 @@
 /* The CLI's inference stages: dataset statistics, nothing, sleep, or CPU spin. */
 #include <errno.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -35,6 +36,11 @@ void consumer_init(struct consumer *c, enum consumer_kind kind, double cost_ms, 
 
 void consumer_destroy(struct consumer *c)
 {
+	for (size_t i = 0; i < c->waiting_count; i++) {
+		free(c->waiting[i].list);
+		free(c->waiting[i].errors);
+	}
+	free(c->waiting);
 	pthread_mutex_destroy(&c->lock);
 }
 
@@ -105,40 +111,98 @@ static void accumulate(struct consumer *c, const rf_batch *batch)
 	pthread_mutex_unlock(&c->lock);
 }
 
-/* --list: INDEX<TAB>EPOCH<TAB>PATH for every image of the batch. */
-static void list_images(struct consumer *c, const rf_batch *batch)
+static void write_lines(struct consumer *c, struct batch_lines *b)
 {
-	if (!c->list_file)
+	if (b->list_len)
+		fwrite(b->list, 1, b->list_len, c->list_file);
+	if (b->errors_len)
+		fwrite(b->errors, 1, b->errors_len, c->errors_file);
+	free(b->list);
+	free(b->errors);
+}
+
+/* Under c->lock: writes b now if its turn has come (and whatever waited for it), else keeps it. */
+static void write_in_order(struct consumer *c, struct batch_lines *b)
+{
+	if (b->sequence > c->next_sequence) {
+		if (c->waiting_count == c->waiting_cap) {
+			size_t cap = c->waiting_cap ? 2 * c->waiting_cap : 8;
+			struct batch_lines *grown = realloc(c->waiting, cap * sizeof(*grown));
+			if (!grown) {
+				write_lines(c, b); /* out of memory: out of order rather than lost */
+				return;
+			}
+			c->waiting = grown;
+			c->waiting_cap = cap;
+		}
+		c->waiting[c->waiting_count++] = *b;
 		return;
+	}
+	write_lines(c, b);
+	c->next_sequence = b->sequence + 1;
+	for (size_t i = 0; i < c->waiting_count;) {
+		if (c->waiting[i].sequence != c->next_sequence) {
+			i++;
+			continue;
+		}
+		write_lines(c, &c->waiting[i]);
+		c->next_sequence++;
+		c->waiting[i] = c->waiting[--c->waiting_count];
+		i = 0; /* the next one may sit anywhere */
+	}
+}
+
+static int by_sequence(const void *a, const void *b)
+{
+	uint64_t x = ((const struct batch_lines *)a)->sequence, y = ((const struct batch_lines *)b)->sequence;
+	return x < y ? -1 : x > y;
+}
+
+void consumer_flush(struct consumer *c)
+{
 	pthread_mutex_lock(&c->lock);
-	for (size_t i = 0; i < rf_batch_count(batch); i++)
-		fprintf(c->list_file, "%llu\t%u\t%s\n", (unsigned long long)rf_batch_index(batch, i),
-			rf_batch_epoch(batch), rf_batch_path(batch, i));
+	qsort(c->waiting, c->waiting_count, sizeof(*c->waiting), by_sequence);
+	for (size_t i = 0; i < c->waiting_count; i++)
+		write_lines(c, &c->waiting[i]);
+	c->waiting_count = 0;
 	pthread_mutex_unlock(&c->lock);
 }
 
-static void note_errors(struct consumer *c, const rf_batch *batch)
+/*
+ * --list: INDEX<TAB>EPOCH<TAB>PATH for every image of the batch; --errors:
+ * PATH<TAB>REASON for every failure it carries, the first few echoed at once.
+ */
+static void note_batch(struct consumer *c, const rf_batch *batch)
 {
+	struct batch_lines b = {.sequence = rf_batch_sequence(batch)};
+	FILE *list = c->list_file ? open_memstream(&b.list, &b.list_len) : NULL;
+	for (size_t i = 0; list && i < rf_batch_count(batch); i++)
+		fprintf(list, "%llu\t%u\t%s\n", (unsigned long long)rf_batch_index(batch, i), rf_batch_epoch(batch),
+			rf_batch_path(batch, i));
 	size_t n = rf_batch_error_count(batch);
-	if (n == 0)
-		return;
+	FILE *errors = c->errors_file && n ? open_memstream(&b.errors, &b.errors_len) : NULL;
+	for (size_t i = 0; errors && i < n; i++)
+		fprintf(errors, "%s\t%s\n", rf_batch_error(batch, i)->path, rf_batch_error(batch, i)->reason);
+	if (list)
+		fclose(list);
+	if (errors)
+		fclose(errors);
 	pthread_mutex_lock(&c->lock);
 	for (size_t i = 0; i < n; i++) {
 		const rf_item_error *e = rf_batch_error(batch, i);
-		if (c->errors_file)
-			fprintf(c->errors_file, "%s\t%s\n", e->path, e->reason);
 		if (c->echo_errors && c->errors_seen < 10)
 			fprintf(stderr, "ringfeed: skipped %s: %s\n", e->path, e->reason);
 		c->errors_seen++;
 	}
+	if (c->list_file || c->errors_file)
+		write_in_order(c, &b);
 	pthread_mutex_unlock(&c->lock);
 }
 
 int consumer_run(const rf_batch *batch, void *user)
 {
 	struct consumer *c = user;
-	note_errors(c, batch);
-	list_images(c, batch);
+	note_batch(c, batch);
 	switch (c->kind) {
 	case CONSUMER_STATS:
 		accumulate(c, batch);

@@ -56,6 +56,19 @@ static void usage(FILE *out)
 		"Exit status: 0 completed, 1 runtime failure, 2 usage or config error, 130 interrupted.\n");
 }
 
+/* The options of run that take a value (--quiet and -- take none). */
+static bool takes_value(const char *option)
+{
+	static const char *const with_value[] = {
+		"--config", "--set",  "--consumer", "--cost-ms",    "--stats-json",
+		"--errors", "--list", "--trace",    "--save-state", "--resume",
+	};
+	for (size_t i = 0; i < sizeof(with_value) / sizeof(with_value[0]); i++)
+		if (strcmp(option, with_value[i]) == 0)
+			return true;
+	return false;
+}
+
 static int parse_args(int argc, char **argv, struct options *o)
 {
 	*o = (struct options){.consumer = CONSUMER_STATS};
@@ -71,6 +84,9 @@ static int parse_args(int argc, char **argv, struct options *o)
 		} else if (strcmp(a, "--") == 0) {
 			while (++i < argc)
 				o->inputs[o->input_count++] = argv[i];
+		} else if (a[0] == '-' && a[1] == '-' && !takes_value(a)) {
+			fprintf(stderr, "ringfeed: unknown option %s\n", a);
+			return -1;
 		} else if (a[0] == '-' && a[1] == '-' && !has_value) {
 			fprintf(stderr, "ringfeed: %s needs a value\n", a);
 			return -1;
@@ -103,9 +119,6 @@ static int parse_args(int argc, char **argv, struct options *o)
 			o->save_state = argv[++i];
 		} else if (strcmp(a, "--resume") == 0) {
 			o->resume = argv[++i];
-		} else if (a[0] == '-' && a[1] == '-') {
-			fprintf(stderr, "ringfeed: unknown option %s\n", a);
-			return -1;
 		} else {
 			o->inputs[o->input_count++] = argv[i];
 		}
@@ -262,22 +275,22 @@ static int run_blocked(rf_pipeline *p, const struct options *o, struct consumer 
 		report_table(stdout, &s, c);
 	if (c->errors_seen > 10 && c->echo_errors)
 		fprintf(stderr, "ringfeed: %llu items failed in all\n", c->errors_seen);
-	if (o->save_state && save_state(p, o->save_state) != 0)
-		return EXIT_RUNTIME;
+	/* Both outputs are attempted: one that cannot be written does not cost the other. */
+	bool written = !(o->save_state && save_state(p, o->save_state) != 0);
 	if (o->stats_json && report_json(o->stats_json, &s, c) != 0) {
 		fprintf(stderr, "ringfeed: cannot write %s\n", o->stats_json);
-		return EXIT_RUNTIME;
+		written = false;
 	}
 	/* A signal the watcher took after the run had ended does not make it interrupted. */
-	if (atomic_load(&w.interrupted) && rc == RF_ECANCELED) {
+	bool interrupted = atomic_load(&w.interrupted) && rc == RF_ECANCELED;
+	if (interrupted)
 		fprintf(stderr, "ringfeed: interrupted\n");
-		return EXIT_INTERRUPTED;
-	}
-	if (rc != 0) {
+	else if (rc != 0)
 		fprintf(stderr, "ringfeed: error: %s\n", rf_pipeline_error(p)[0] ? rf_pipeline_error(p) : rf_strerror(rc));
+	/* An output lost is a failure even after an interrupt: a resume would start from a stale state. */
+	if (!written)
 		return EXIT_RUNTIME;
-	}
-	return 0;
+	return interrupted ? EXIT_INTERRUPTED : rc != 0 ? EXIT_RUNTIME : 0;
 }
 
 /*
@@ -330,6 +343,11 @@ static int cmd_run(int argc, char **argv)
 	consumer_init(&c, o.consumer, o.cost_ms, &cfg);
 	if (build_config(&o, &cfg) != 0)
 		goto out;
+	if (o.save_state && !cfg.batch.ordered) {
+		fprintf(stderr, "ringfeed: --save-state needs batch.ordered = true (only an ordered run has a resume "
+				"point)\n");
+		goto out;
+	}
 	if (rf_pipeline_create(&p, &cfg) != 0) {
 		fprintf(stderr, "ringfeed: cannot create the pipeline\n");
 		status = EXIT_RUNTIME;
@@ -354,6 +372,7 @@ static int cmd_run(int argc, char **argv)
 	}
 	c.echo_errors = !o.quiet && !o.errors_path;
 	status = run_pipeline(p, &o, &c, trace_file ? &trace : NULL);
+	consumer_flush(&c);
 	if (!close_output(&c.errors_file, o.errors_path) || !close_output(&c.list_file, o.list_path) ||
 	    !close_output(&trace_file, o.trace_path))
 		status = EXIT_RUNTIME;

@@ -56,6 +56,18 @@ Test(cli, usage_errors_exit_2, .timeout = 60)
 	cr_assert_not_null(strstr(err, "unknown consumer"), "%s", err);
 	free(err);
 	cr_assert_eq(run_cli("run --frobnicate /tmp", NULL), 2);
+	cr_assert_eq(run_cli("run /tmp --frobnicate", &err), 2); /* last: unknown, not "needs a value" */
+	cr_assert_not_null(strstr(err, "unknown option --frobnicate"), "%s", err);
+	free(err);
+	cr_assert_eq(run_cli("run /tmp --set", &err), 2);
+	cr_assert_not_null(strstr(err, "--set needs a value"), "%s", err);
+	free(err);
+	/* An unordered run has no resume point: said before the run, not after it */
+	cr_assert_eq(run_cli("run --set batch.ordered=false --save-state /tmp/rf-never-written /tmp/nonexistent-input",
+			     &err),
+		     2);
+	cr_assert_not_null(strstr(err, "--save-state needs batch.ordered"), "%s", err);
+	free(err);
 	cr_assert_eq(run_cli("run --set decoder.bogus=1 /tmp", &err), 2);
 	cr_assert_not_null(strstr(err, "decoder.bogus"), "%s", err);
 	free(err);
@@ -430,6 +442,79 @@ Test(cli, bench_takes_the_inputs_ringfeed_takes, .timeout = 120)
 		cr_assert_eq(rows, 2, "%s: a row each for ringfeed and the hand loop", inputs[i]);
 		free(cmd);
 	}
+	tfs_rmtree(dir);
+	free(dir);
+}
+
+/* A state that cannot be written fails the run (exit 1) but costs the stats JSON nothing. */
+Test(cli, an_unwritable_state_still_leaves_the_stats, .timeout = 60)
+{
+	char *dir = make_samples(4);
+	char *args = NULL, *err = NULL;
+	cr_assert_gt(asprintf(&args, "run --quiet --consumer null --save-state '%s/no/such/dir/state' --stats-json "
+				     "'%s/s.json' '%s/img'",
+			      dir, dir, dir),
+		     0);
+	cr_assert_eq(run_cli(args, &err), 1);
+	cr_assert_not_null(strstr(err, "state"), "%s", err);
+	char *json = tfs_path(dir, "s.json");
+	cJSON *root = read_json(json);
+	cr_assert_eq(number(root, "ok"), 4);
+	cJSON_Delete(root);
+	free(json);
+	free(err);
+	free(args);
+	tfs_rmtree(dir);
+	free(dir);
+}
+
+/* Checks a file of TAB-separated lines whose first field counts up (--list: INDEX, --errors: PATH). */
+static void assert_in_order(const char *path, int expect_lines, bool by_path)
+{
+	FILE *f = fopen(path, "r");
+	cr_assert_not_null(f, "%s", path);
+	char line[4096], last[4096] = "";
+	long long prev = -1;
+	int n = 0;
+	while (fgets(line, sizeof(line), f)) {
+		*strchr(line, '\t') = '\0';
+		if (by_path)
+			cr_assert_gt(strcmp(line, last), 0, "%s line %d: %s after %s", path, n + 1, line, last);
+		else
+			cr_assert_gt(atoll(line), prev, "%s line %d: index %s after %lld", path, n + 1, line, prev);
+		prev = atoll(line);
+		snprintf(last, sizeof(last), "%s", line);
+		n++;
+	}
+	fclose(f);
+	cr_assert_eq(n, expect_lines, "%s", path);
+}
+
+/* With several infer threads, --list and --errors still follow delivery order. */
+Test(cli, list_and_errors_in_delivery_order_with_infer_threads, .timeout = 120)
+{
+	char *dir = make_samples(150);
+	for (int i = 0; i < 30; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "img/sample-%05d.bad.jpg", i * 5);
+		cr_assert_eq(tfs_write(dir, name, "\xff\xd8\xff garbage", 12), 0);
+	}
+	char *args = NULL, *err = NULL;
+	cr_assert_gt(asprintf(&args,
+			      "run --quiet --consumer null --set infer.threads=8 --set batch.size=1 --set "
+			      "output.width=16 --set output.height=16 --list '%s/l.tsv' --errors '%s/e.tsv' '%s/img'",
+			      dir, dir, dir),
+		     0);
+	char *list = tfs_path(dir, "l.tsv"), *errors = tfs_path(dir, "e.tsv");
+	for (int round = 0; round < 3; round++) {
+		cr_assert_eq(run_cli(args, &err), 0, "%s", err);
+		free(err);
+		assert_in_order(list, 150, false);
+		assert_in_order(errors, 30, true);
+	}
+	free(list);
+	free(errors);
+	free(args);
 	tfs_rmtree(dir);
 	free(dir);
 }
