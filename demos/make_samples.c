@@ -69,10 +69,16 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	const char *dir = argv[1];
-	long count = argc > 2 ? strtol(argv[2], NULL, 10) : 200;
-	uint64_t rng = argc > 3 ? strtoull(argv[3], NULL, 10) : 1;
-	if (count <= 0) {
-		fprintf(stderr, "ringfeed-samples: COUNT must be positive\n");
+	char *end = NULL;
+	errno = 0;
+	long count = argc > 2 ? strtol(argv[2], &end, 10) : 200;
+	if (argc > 2 && (errno || end == argv[2] || *end || count <= 0 || count > 10000000)) {
+		fprintf(stderr, "ringfeed-samples: COUNT must be a whole number from 1 to 10000000\n");
+		return 2;
+	}
+	uint64_t rng = argc > 3 ? strtoull(argv[3], &end, 10) : 1;
+	if (argc > 3 && (errno || end == argv[3] || *end || argv[3][0] == '-')) {
+		fprintf(stderr, "ringfeed-samples: SEED must be a whole number\n");
 		return 2;
 	}
 	if (mkdir(dir, 0755) != 0 && errno != EEXIST) {

@@ -518,3 +518,19 @@ Test(cli, list_and_errors_in_delivery_order_with_infer_threads, .timeout = 120)
 	tfs_rmtree(dir);
 	free(dir);
 }
+
+/* ringfeed-samples refuses a COUNT or SEED that is not a whole number, rather than reading part of it. */
+Test(cli, samples_refuse_bad_numbers)
+{
+	char *dir = tfs_mkdtemp();
+	static const char *const bad[] = {"3x", "0", "3 x", "3 -1", "3 7 extra"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *cmd = NULL;
+		cr_assert_gt(asprintf(&cmd, "'%s' '%s/s' %s 2>/dev/null", RF_SAMPLES_PATH, dir, bad[i]), 0);
+		int status = system(cmd);
+		cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 2, "'%s' exit %d", bad[i], WEXITSTATUS(status));
+		free(cmd);
+	}
+	tfs_rmtree(dir);
+	free(dir);
+}
