@@ -435,10 +435,11 @@ static int run_cancel(const rf_config *base, const struct files *f, int threads,
 
 /* ---- output -------------------------------------------------------------------- */
 
-static void add_stage(cJSON *o, const char *prefix, const rf_stage_stats *st, double wall)
+/* Shares of the stage's working thread time: threads the autotuner parked are not in it. */
+static void add_stage(cJSON *o, const char *prefix, const rf_stage_stats *st)
 {
 	char key[64];
-	double alive = wall * (st->threads > 0 ? st->threads : 1);
+	double alive = st->busy_seconds + st->starved_seconds + st->blocked_seconds;
 	snprintf(key, sizeof(key), "%s_busy_fraction", prefix);
 	cJSON_AddNumberToObject(o, key, alive > 0 ? st->busy_seconds / alive : 0);
 	snprintf(key, sizeof(key), "%s_starved_fraction", prefix);
@@ -465,8 +466,8 @@ static void print_result(const struct result *r, const char *api)
 		cJSON_AddNumberToObject(o, "first_batch_in_hand_seconds", r->first_seen);
 		cJSON_AddNumberToObject(o, "rf_wall_seconds", s->wall_seconds);
 		cJSON_AddNumberToObject(o, "consumer_starved_fraction", s->starved_fraction);
-		add_stage(o, "decoder", &s->stages[RF_STAGE_DECODER], s->wall_seconds);
-		add_stage(o, "loader", &s->stages[RF_STAGE_LOADER], s->wall_seconds);
+		add_stage(o, "decoder", &s->stages[RF_STAGE_DECODER]);
+		add_stage(o, "loader", &s->stages[RF_STAGE_LOADER]);
 		cJSON_AddStringToObject(o, "loader_backend", r->backend);
 	}
 	print_line(o);

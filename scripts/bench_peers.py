@@ -358,7 +358,7 @@ def print_report(meta, rows, rat, rat_py, tgt):
               f"{cell(r, 'median_decoder_busy_fraction', 8, lambda v: f'{v * 100:.0f}%')}")
     print("(medians; CPU ms/img: user + system CPU of the process and its workers per image; 1st batch:\n"
           " rf_stats.first_batch_seconds; in hand: start call to first batch in the consumer's hand;\n"
-          " dec busy: ringfeed decoder threads' busy share of the run, from rf_stats)")
+          " dec busy: ringfeed decoder threads' busy share of their time (parked ones left out), from rf_stats)")
     print_ratios("ringfeed / peer (ratio of medians)", rat, "ringfeed")
     print_ratios("ringfeed from Python (the same consuming loop as the DataLoader's) / peer", rat_py, "Python")
     print()
