@@ -137,44 +137,6 @@ static rf_batch *filling_batch(rf__batcher *b)
 	return batch;
 }
 
-/*
- * Waits (lock released meanwhile) until filling_batch can succeed; NULL on
- * cancel. Decoder threads call it: the wait is theirs, blocked.
- */
-static rf_batch *acquire_filling(rf_pipeline *p)
-{
-	rf__batcher *b = &p->batcher;
-	rf_batch *batch;
-	while (!(batch = filling_batch(b)) && !b->canceled) {
-		uint64_t t = rf__wait_begin(&p->stage[RF_STAGE_DECODER], RF__BLOCKED);
-		pthread_cond_wait(&b->batch_free, &b->lock);
-		rf__wait_end(&p->stage[RF_STAGE_DECODER], RF__BLOCKED, t);
-	}
-	return b->canceled ? NULL : batch;
-}
-
-/*
- * No more slots: the batch takes the failures recorded so far. In ordered
- * mode every position before next_due is now in this batch or an earlier one,
- * which is what makes it a resume point.
- */
-static void seal(rf__batcher *b, rf_batch *batch)
-{
-	batch->end_position = b->next_due;
-	rf__error_list swap = batch->errors;
-	batch->errors = b->pending;
-	b->pending = swap;
-	b->pending.count = 0;
-	batch->sealed = true;
-}
-
-/* Seals a batch that is not full: under drop_last its images go when it ships. */
-static void seal_short(rf__batcher *b, rf_batch *batch)
-{
-	batch->drop = b->drop_last && batch->count < batch->capacity;
-	seal(b, batch);
-}
-
 /* Ships finished batches from the head of the open ring, in sequence order. */
 static void ship_ready(rf_pipeline *p)
 {
@@ -202,6 +164,50 @@ static void ship_ready(rf_pipeline *p)
 		uint64_t zero = 0;
 		atomic_compare_exchange_strong(&p->first_batch_ns, &zero, rf__now_ns());
 	}
+}
+
+/*
+ * Waits (lock released meanwhile) until filling_batch can succeed; NULL on
+ * cancel. Decoder threads call it: the wait is theirs, blocked.
+ */
+static rf_batch *acquire_filling(rf_pipeline *p)
+{
+	rf__batcher *b = &p->batcher;
+	rf_batch *batch;
+	while (!(batch = filling_batch(b)) && !b->canceled) {
+		/* Sealed batches nobody else will ship (errors only) must reach the consumer to come back. */
+		ship_ready(p);
+		if ((batch = filling_batch(b)))
+			break;
+		uint64_t t = rf__wait_begin(&p->stage[RF_STAGE_DECODER], RF__BLOCKED);
+		pthread_cond_wait(&b->batch_free, &b->lock);
+		rf__wait_end(&p->stage[RF_STAGE_DECODER], RF__BLOCKED, t);
+	}
+	return b->canceled ? NULL : batch;
+}
+
+/*
+ * No more slots: the batch takes the failures recorded so far. In ordered
+ * mode every position before next_due is now in this batch or an earlier one,
+ * which is what makes it a resume point.
+ */
+static void seal(rf__batcher *b, rf_batch *batch)
+{
+	batch->end_position = b->next_due;
+	rf__error_list swap = batch->errors;
+	batch->errors = b->pending;
+	b->pending = swap;
+	b->pending.count = 0;
+	batch->sealed = true;
+	if (batch->count == 0 && batch->errors.count > 0)
+		batch->epoch = batch->errors.records[0].pub.epoch; /* not the epoch of the batch's last use */
+}
+
+/* Seals a batch that is not full: under drop_last its images go when it ships. */
+static void seal_short(rf__batcher *b, rf_batch *batch)
+{
+	batch->drop = b->drop_last && batch->count < batch->capacity;
+	seal(b, batch);
 }
 
 /*
@@ -286,8 +292,11 @@ void rf__batcher_submit(rf_pipeline *p, rf__item *item)
 	b->window[key % b->window_cap] = item;
 	for (;;) {
 		size_t n = assign_slots(p, work, fatal, sizeof(fatal));
-		if (n == 0)
+		if (n == 0) {
+			if (!b->canceled)
+				ship_ready(p); /* a batch of errors only may have been sealed */
 			break;
+		}
 		pthread_mutex_unlock(&b->lock);
 		for (size_t i = 0; i < n; i++)
 			rf__convert(&p->converter, work[i].item->pixels,
