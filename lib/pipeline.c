@@ -296,6 +296,22 @@ static int spawn(rf_pipeline *p, void *(*fn)(void *), rf__stage_counters *st)
 	return 0;
 }
 
+static void mark_ended(rf_pipeline *p)
+{
+	uint64_t zero = 0;
+	atomic_compare_exchange_strong(&p->end_ns, &zero, rf__now_ns());
+}
+
+/* Wakes and stops every stage; may run twice (cancel and a start it overlapped), harmlessly. */
+static void stop_stages(rf_pipeline *p)
+{
+	mark_ended(p);
+	rf__tune_release(&p->tune);
+	rf__queue_cancel(&p->free_items);
+	rf__queue_cancel(&p->decode_queue);
+	rf__batcher_cancel(&p->batcher);
+}
+
 int rf_pipeline_start(rf_pipeline *p)
 {
 	if (!p)
@@ -319,6 +335,13 @@ int rf_pipeline_start(rf_pipeline *p)
 	p->start_ns = rf__now_ns();
 	atomic_store(&p->decoders_running, p->decoder_threads);
 	atomic_store(&p->state, RF_STATE_RUNNING);
+	/*
+	 * A cancel that came during the setup above found the pipeline not yet
+	 * running and stopped nothing: stop it now, before any thread starts.
+	 * (Both sides write, then read the other's flag: one of them sees it.)
+	 */
+	if (atomic_load(&p->canceled))
+		stop_stages(p);
 	for (int i = 0; rc == 0 && i < p->decoder_threads; i++)
 		rc = spawn(p, decoder_main, &p->stage[RF_STAGE_DECODER]);
 	for (int i = 0; rc == 0 && i < p->loader_threads; i++)
@@ -334,11 +357,6 @@ int rf_pipeline_start(rf_pipeline *p)
 	return rc;
 }
 
-static void mark_ended(rf_pipeline *p)
-{
-	uint64_t zero = 0;
-	atomic_compare_exchange_strong(&p->end_ns, &zero, rf__now_ns());
-}
 
 int rf__pipeline_fatal(rf_pipeline *p)
 {
@@ -419,13 +437,9 @@ void rf_pipeline_cancel(rf_pipeline *p)
 {
 	if (!p || atomic_exchange(&p->canceled, true))
 		return;
-	if (atomic_load(&p->state) != RF_STATE_RUNNING)
-		return;
-	mark_ended(p);
-	rf__tune_release(&p->tune);
-	rf__queue_cancel(&p->free_items);
-	rf__queue_cancel(&p->decode_queue);
-	rf__batcher_cancel(&p->batcher);
+	/* Not running yet: rf_pipeline_start sees the flag once it is (or refuses to start). */
+	if (atomic_load(&p->state) == RF_STATE_RUNNING)
+		stop_stages(p);
 }
 
 void rf_pipeline_close(rf_pipeline *p)

@@ -1091,3 +1091,119 @@ Test(pipeline, a_batch_in_hand_is_busy_time_before_its_release, .timeout = 60)
 	tfs_rmtree(dir);
 	free(dir);
 }
+
+/*
+ * More failures in a row than the batch pool holds in error-only batches
+ * (6 batches x 1024 records with these settings): each such batch must ship
+ * as it is sealed, or the pool runs dry with every batch sealed and unshipped
+ * and the run hangs. Images after the run of failures still arrive.
+ */
+Test(pipeline, a_long_run_of_failures_does_not_exhaust_the_batch_pool, .timeout = 60)
+{
+	char *dir = make_dataset(10);
+	size_t missing = 7000, cap = missing * 64 + 1024, len = 0;
+	char *list = malloc(cap);
+	for (size_t i = 0; i < missing; i++)
+		len += (size_t)snprintf(list + len, cap - len, "%s/missing-%05zu.png\n", dir, i);
+	for (size_t i = 0; i < 10; i++)
+		len += (size_t)snprintf(list + len, cap - len, "%s/img-%05zu.png\n", dir, i);
+	cr_assert_eq(tfs_write(dir, "list.txt", list, len), 0);
+	free(list);
+	char *at = NULL;
+	cr_assert_gt(asprintf(&at, "@%s/list.txt", dir), 0);
+	for (int ordered = 0; ordered < 2; ordered++) {
+		rf_config cfg;
+		base_config(&cfg);
+		cfg.batch.ordered = ordered;
+		cfg.infer.threads = 1;
+		cfg.pipeline.prefetch_batches = 2; /* 2 + 1 + 2 decoders + 1 = 6 batches */
+		rf_pipeline *p = open_started(&cfg, at);
+		rf_batch *b;
+		size_t images = 0, errors = 0;
+		while (rf_pipeline_next(p, &b) == 0) {
+			images += rf_batch_count(b);
+			errors += rf_batch_error_count(b);
+			for (size_t i = 0; i < rf_batch_error_count(b); i++)
+				cr_assert_eq(rf_batch_error(b, i)->epoch, rf_batch_epoch(b));
+			rf_batch_release(b);
+		}
+		cr_assert_eq(images, 10, "ordered=%d", ordered);
+		cr_assert_eq(errors, missing, "ordered=%d", ordered);
+		rf_pipeline_close(p);
+	}
+	free(at);
+	tfs_rmtree(dir);
+	free(dir);
+}
+
+struct late_cancel {
+	rf_pipeline *p;
+	atomic_bool go;
+	long delay_ns;
+};
+
+static void *cancel_after(void *arg)
+{
+	struct late_cancel *c = arg;
+	while (!atomic_load(&c->go))
+		;
+	struct timespec t0, t;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do
+		clock_gettime(CLOCK_MONOTONIC, &t);
+	while ((t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) < c->delay_ns);
+	rf_pipeline_cancel(c->p);
+	return NULL;
+}
+
+/*
+ * A cancel that lands while rf_pipeline_start sets up (here: hashing 20000
+ * paths) must still stop the run: the stages it started would otherwise fill
+ * every queue and wait for a consumer that never comes, and close would wait
+ * for them for ever.
+ */
+Test(pipeline, a_cancel_during_start_still_stops_the_run, .timeout = 120)
+{
+	char *dir = make_dataset(4);
+	size_t n = 20000, cap = n * 128, len = 0;
+	char *list = malloc(cap);
+	for (size_t i = 0; i < n; i++)
+		len += (size_t)snprintf(list + len, cap - len, "%s/img-%05zu.png\n", dir, i % 4);
+	cr_assert_eq(tfs_write(dir, "list.txt", list, len), 0);
+	free(list);
+	char *at = NULL;
+	cr_assert_gt(asprintf(&at, "@%s/list.txt", dir), 0);
+	rf_config cfg;
+	base_config(&cfg);
+	cfg.loader.backend = RF_BACKEND_PREAD; /* the io_uring loader looks at the flag itself */
+	/* How long a start takes here, to spread the cancels over it. */
+	rf_pipeline *p = open_started(&cfg, at);
+	rf_pipeline_close(p);
+	struct timespec t0, t1;
+	cr_assert_eq(rf_pipeline_create(&p, &cfg), 0);
+	cr_assert_eq(rf_pipeline_add(p, at), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	cr_assert_eq(rf_pipeline_start(p), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	long start_ns = (t1.tv_sec - t0.tv_sec) * 1000000000L + (t1.tv_nsec - t0.tv_nsec);
+	rf_pipeline_close(p);
+	for (int trial = 0; trial < 40; trial++) {
+		struct late_cancel c = {.delay_ns = start_ns * trial / 40};
+		cr_assert_eq(rf_pipeline_create(&c.p, &cfg), 0);
+		cr_assert_eq(rf_pipeline_add(c.p, at), 0);
+		pthread_t canceler;
+		cr_assert_eq(pthread_create(&canceler, NULL, cancel_after, &c), 0);
+		atomic_store(&c.go, true);
+		int rc = rf_pipeline_start(c.p);
+		pthread_join(canceler, NULL);
+		rf_batch *b;
+		if (rc == 0)
+			cr_assert_eq(rf_pipeline_next(c.p, &b), RF_ECANCELED, "trial %d", trial);
+		else
+			cr_assert_eq(rc, RF_ECANCELED, "trial %d", trial);
+		rf_pipeline_close(c.p); /* joins the stage threads: hangs if they were never stopped */
+	}
+	free(at);
+	tfs_rmtree(dir);
+	free(dir);
+}
