@@ -76,10 +76,17 @@ static struct io_uring_sqe *get_sqe(struct loader *l)
 	return sqe;
 }
 
+static void finish(struct loader *l, int req);
+
 static void queue_op(struct loader *l, int req, enum op op)
 {
 	rf__item *item = l->reqs[req];
 	struct io_uring_sqe *sqe = get_sqe(l);
+	if (!sqe) { /* the kernel took none of the queue (io_uring_submit failed): this file fails */
+		rf__item_fail(item, RF_EIO, "io_uring: submission queue full");
+		finish(l, req);
+		return;
+	}
 	switch (op) {
 	case OP_OPEN:
 		/* O_NONBLOCK: a FIFO must not block the open; cleared before reading. */
@@ -101,6 +108,10 @@ static void queue_op(struct loader *l, int req, enum op op)
 static void queue_close(struct loader *l, int fd)
 {
 	struct io_uring_sqe *sqe = get_sqe(l);
+	if (!sqe) {
+		close(fd);
+		return;
+	}
 	io_uring_prep_close(sqe, fd);
 	io_uring_sqe_set_data64(sqe, OP_CLOSE);
 	l->ops++;
