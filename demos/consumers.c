@@ -161,7 +161,8 @@ static int by_sequence(const void *a, const void *b)
 void consumer_flush(struct consumer *c)
 {
 	pthread_mutex_lock(&c->lock);
-	qsort(c->waiting, c->waiting_count, sizeof(*c->waiting), by_sequence);
+	if (c->waiting_count > 1)
+		qsort(c->waiting, c->waiting_count, sizeof(*c->waiting), by_sequence);
 	for (size_t i = 0; i < c->waiting_count; i++)
 		write_lines(c, &c->waiting[i]);
 	c->waiting_count = 0;
