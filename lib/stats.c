@@ -128,8 +128,12 @@ int rf_pipeline_stats(rf_pipeline *p, rf_stats *out)
 	out->total = p->source.count;
 	out->loader_backend = p->backend_name;
 	out->first_batch_seconds = -1;
+	for (int i = 0; i < RF_STAGE_COUNT; i++)
+		out->stages[i].name = stage_names[i];
+	for (int i = 0; i < RF_QUEUE_COUNT; i++)
+		out->queues[i].name = queue_names[i];
 	if (atomic_load(&p->state) == RF_STATE_CREATED)
-		return 0;
+		return 0; /* names and zeros: nothing has run */
 	/* A resumed run delivers what comes after its position. */
 	out->total = p->sampler.total - (p->resume.set ? p->resume.position : 0);
 	uint64_t now = rf__now_ns();

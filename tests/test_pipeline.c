@@ -1207,3 +1207,24 @@ Test(pipeline, a_cancel_during_start_still_stops_the_run, .timeout = 120)
 	tfs_rmtree(dir);
 	free(dir);
 }
+
+/* rf_pipeline_stats works any time after create: before start, and after a start that failed. */
+Test(pipeline, stats_before_start_name_every_stage_and_queue)
+{
+	rf_config cfg;
+	base_config(&cfg);
+	rf_pipeline *p;
+	cr_assert_eq(rf_pipeline_create(&p, &cfg), 0);
+	for (int round = 0; round < 2; round++) {
+		rf_stats s;
+		cr_assert_eq(rf_pipeline_stats(p, &s), 0);
+		for (int i = 0; i < RF_STAGE_COUNT; i++)
+			cr_assert_not_null(s.stages[i].name, "stage %d", i);
+		for (int i = 0; i < RF_QUEUE_COUNT; i++)
+			cr_assert_not_null(s.queues[i].name, "queue %d", i);
+		cr_assert_str_eq(s.stages[RF_STAGE_INFER].name, "infer");
+		rf_pipeline_cancel(p);
+		cr_assert_eq(rf_pipeline_start(p), RF_ECANCELED);
+	}
+	rf_pipeline_close(p);
+}
