@@ -38,6 +38,13 @@ typedef struct {
 	Py_ssize_t waiting;      /* calls in progress with the GIL released */
 	bool adding;             /* an add runs without the GIL: no other add, start or resume meanwhile */
 	size_t pool;             /* batches in the pool (known after start) */
+	size_t items_at_close;   /* item_count, kept when the C pipeline is freed */
+	/*
+	 * For telling a pool held for good from one that other threads are still
+	 * working through: {thread id: live batches it took} and {thread id:
+	 * next() calls it has in progress}.
+	 */
+	PyObject *holders, *in_next;
 } PipelineObject;
 
 typedef struct {
@@ -45,17 +52,23 @@ typedef struct {
 	PipelineObject *owner; /* strong reference: a pipeline outlives its batches */
 	rf_batch *b;           /* NULL once released */
 	Py_ssize_t exports;    /* buffer views alive */
+	PyObject *taker;       /* id of the thread whose next() returned it (a key of owner->holders) */
 } BatchObject;
 
 static PyTypeObject PipelineType;
 static PyTypeObject BatchType;
 
-/* Raises the exception class for code with message (or rf_strerror's text). */
+/*
+ * Raises the exception class for code with message (or rf_strerror's text).
+ * Messages name paths, which need not be UTF-8: decoded as the file system's
+ * (undecodable bytes kept as surrogates, as os.fsdecode does).
+ */
 static PyObject *raise_code(int code, const char *message)
 {
 	PyObject *type = code == RF_ECONFIG ? ConfigError : code == RF_ECANCELED ? Canceled : Error;
-	const char *text = message && *message ? message : rf_strerror(code);
-	PyObject *exc = PyObject_CallFunction(type, "s", text);
+	PyObject *text = PyUnicode_DecodeFSDefault(message && *message ? message : rf_strerror(code));
+	PyObject *exc = text ? PyObject_CallOneArg(type, text) : NULL;
+	Py_XDECREF(text);
 	if (!exc)
 		return NULL;
 	PyObject *num = PyLong_FromLong(code);
@@ -69,9 +82,14 @@ static PyObject *raise_code(int code, const char *message)
 	return NULL;
 }
 
-static PyObject *raise_pipeline(PipelineObject *self, int code)
+/*
+ * Raises code with rf_pipeline_error's message when the failing call wrote it
+ * (written is true), else with rf_strerror's: the message stays from the last
+ * failure that wrote one, which may be an earlier, unrelated call.
+ */
+static PyObject *raise_pipeline(PipelineObject *self, int code, bool written)
 {
-	return raise_code(code, self->p ? rf_pipeline_error(self->p) : NULL);
+	return raise_code(code, written && self->p ? rf_pipeline_error(self->p) : NULL);
 }
 
 /* Frees the C pipeline once close() was asked for and nothing uses it. */
@@ -80,6 +98,7 @@ static void maybe_free(PipelineObject *self)
 	if (!self->p || !self->close_requested || self->waiting > 0 || self->live_batches > 0)
 		return;
 	rf_pipeline *p = self->p;
+	self->items_at_close = rf_pipeline_item_count(p);
 	self->p = NULL;
 	Py_BEGIN_ALLOW_THREADS
 	rf_pipeline_close(p);
@@ -97,21 +116,40 @@ static int check_open(PipelineObject *self)
 
 /* ---- Pipeline -------------------------------------------------------------------- */
 
+/* O& converter: None, or a path (str, bytes, os.PathLike) as file-system bytes in *out. */
+static int fs_path_or_none(PyObject *arg, void *out)
+{
+	if (arg == Py_None) {
+		*(PyObject **)out = NULL;
+		return 1;
+	}
+	return PyUnicode_FSConverter(arg, out);
+}
+
 /* Pipeline(settings, config=None): settings is a sequence of (key, value) strings. */
 static int Pipeline_init(PipelineObject *self, PyObject *args, PyObject *kwargs)
 {
 	static char *kwlist[] = {"settings", "config", NULL};
-	PyObject *settings = NULL;
-	const char *config_path = NULL;
-	if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|z", kwlist, &settings, &config_path))
+	PyObject *settings = NULL, *config_path = NULL;
+	if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|O&", kwlist, &settings, fs_path_or_none, &config_path))
 		return -1;
 	if (self->p) {
+		Py_XDECREF(config_path);
 		PyErr_SetString(PyExc_RuntimeError, "Pipeline.__init__ called twice");
+		return -1;
+	}
+	if (!self->holders && !(self->holders = PyDict_New())) {
+		Py_XDECREF(config_path);
+		return -1;
+	}
+	if (!self->in_next && !(self->in_next = PyDict_New())) {
+		Py_XDECREF(config_path);
 		return -1;
 	}
 	char err[512] = "";
 	rf_config_init(&self->cfg);
-	int rc = config_path ? rf_config_load(&self->cfg, config_path, err, sizeof(err)) : 0;
+	int rc = config_path ? rf_config_load(&self->cfg, PyBytes_AS_STRING(config_path), err, sizeof(err)) : 0;
+	Py_XDECREF(config_path);
 	if (rc) {
 		raise_code(rc, err);
 		return -1;
@@ -154,6 +192,8 @@ static void Pipeline_dealloc(PipelineObject *self)
 		rf_pipeline_close(p);
 		Py_END_ALLOW_THREADS
 	}
+	Py_XDECREF(self->holders);
+	Py_XDECREF(self->in_next);
 	Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -167,13 +207,18 @@ static bool busy_adding(PipelineObject *self)
 
 static PyObject *Pipeline_add(PipelineObject *self, PyObject *arg)
 {
-	if (check_open(self))
-		return NULL;
-	if (busy_adding(self))
-		return NULL;
+	/*
+	 * The path first: converting it may run Python code (__fspath__), which
+	 * can let another thread in, or close this pipeline. From the checks to
+	 * setting adding, nothing gives the GIL up.
+	 */
 	PyObject *bytes = NULL;
 	if (!PyUnicode_FSConverter(arg, &bytes))
 		return NULL;
+	if (check_open(self) || busy_adding(self)) {
+		Py_DECREF(bytes);
+		return NULL;
+	}
 	int rc;
 	self->waiting++; /* a directory walk can take a while */
 	self->adding = true;
@@ -184,7 +229,7 @@ static PyObject *Pipeline_add(PipelineObject *self, PyObject *arg)
 	self->waiting--;
 	Py_DECREF(bytes);
 	if (rc) {
-		raise_pipeline(self, rc);
+		raise_pipeline(self, rc, rc == RF_EIO || rc == RF_ENOMEM);
 		maybe_free(self);
 		return NULL;
 	}
@@ -211,23 +256,69 @@ static PyObject *Pipeline_start(PipelineObject *self, PyObject *Py_UNUSED(ignore
 		if (rf_pipeline_stats(self->p, &s) == 0)
 			self->pool = s.batch_pool;
 	}
-	PyObject *ret = rc ? raise_pipeline(self, rc) : Py_NewRef(Py_None);
+	/* A start refused outright (started, canceled) writes no message; one that failed does. */
+	PyObject *ret = rc ? raise_pipeline(self, rc, rc != RF_ESTATE && rc != RF_ECANCELED) : Py_NewRef(Py_None);
 	maybe_free(self);
 	return ret;
+}
+
+/* Adds delta to counts[key] (an int; dropped at 0). 0, or -1 with an exception set. */
+static int count_add(PyObject *counts, PyObject *key, long delta)
+{
+	PyObject *old = PyDict_GetItemWithError(counts, key);
+	if (!old && PyErr_Occurred())
+		return -1;
+	long n = (old ? PyLong_AsLong(old) : 0) + delta;
+	if (n == 0)
+		return old ? PyDict_DelItem(counts, key) : 0;
+	PyObject *v = PyLong_FromLong(n);
+	int rc = v ? PyDict_SetItem(counts, key, v) : -1;
+	Py_XDECREF(v);
+	return rc;
+}
+
+static PyObject *this_thread(void)
+{
+	return PyLong_FromUnsignedLong(PyThread_get_thread_ident());
 }
 
 static PyObject *new_batch(PipelineObject *self, rf_batch *b)
 {
 	BatchObject *batch = PyObject_New(BatchObject, &BatchType);
-	if (!batch) {
+	PyObject *taker = batch ? this_thread() : NULL;
+	if (!taker || count_add(self->holders, taker, 1) != 0) {
+		Py_XDECREF(taker);
+		if (batch)
+			PyObject_Free(batch);
 		rf_batch_release(b);
 		return NULL;
 	}
 	batch->owner = (PipelineObject *)Py_NewRef(self);
 	batch->b = b;
 	batch->exports = 0;
+	batch->taker = taker;
 	self->live_batches++;
 	return (PyObject *)batch;
+}
+
+/*
+ * True when every batch of the pool is held and every thread holding one is
+ * itself waiting in next(): nobody can give one back, so the wait would last
+ * for ever. Batches held by a thread doing something else will come back.
+ */
+static int pool_held_for_good(PipelineObject *self)
+{
+	if (!self->pool || (size_t)self->live_batches < self->pool)
+		return 0;
+	Py_ssize_t pos = 0, held_by_waiters = 0;
+	PyObject *thread, *calls;
+	while (PyDict_Next(self->in_next, &pos, &thread, &calls)) {
+		PyObject *n = PyDict_GetItemWithError(self->holders, thread);
+		if (!n && PyErr_Occurred())
+			return -1;
+		held_by_waiters += n ? PyLong_AsSsize_t(n) : 0;
+	}
+	return held_by_waiters >= self->live_batches;
 }
 
 /* One wait of at most SIGNAL_CHECK_MS; returns the rf code. */
@@ -242,6 +333,8 @@ static int wait_slice(PipelineObject *self, rf_batch **b)
 	return rc;
 }
 
+static PyObject *next_batch(PipelineObject *self);
+
 /* next() -> Batch, or None after the last batch. */
 static PyObject *Pipeline_next(PipelineObject *self, PyObject *Py_UNUSED(ignored))
 {
@@ -249,9 +342,30 @@ static PyObject *Pipeline_next(PipelineObject *self, PyObject *Py_UNUSED(ignored
 		return NULL;
 	if (!self->started)
 		return raise_code(RF_ESTATE, "start() the pipeline first");
+	PyObject *me = this_thread();
+	if (!me || count_add(self->in_next, me, 1) != 0) {
+		Py_XDECREF(me);
+		return NULL;
+	}
+	PyObject *ret = next_batch(self);
+	/* Keeps the exception of next_batch, if any, across the bookkeeping. */
+	PyObject *type, *value, *trace;
+	PyErr_Fetch(&type, &value, &trace);
+	if (count_add(self->in_next, me, -1) != 0)
+		PyErr_Clear();
+	PyErr_Restore(type, value, trace);
+	Py_DECREF(me);
+	return ret;
+}
+
+static PyObject *next_batch(PipelineObject *self)
+{
 	for (;;) {
 		/* A consumer holding every batch of the pool would wait for ever. */
-		if (self->pool && (size_t)self->live_batches >= self->pool) {
+		int stuck = pool_held_for_good(self);
+		if (stuck < 0)
+			return NULL;
+		if (stuck) {
 			char msg[256];
 			snprintf(msg, sizeof(msg),
 				 "all %zu batches of the pool are held by Python objects: release batches (or "
@@ -272,7 +386,8 @@ static PyObject *Pipeline_next(PipelineObject *self, PyObject *Py_UNUSED(ignored
 			Py_RETURN_NONE;
 		}
 		if (rc != RF_ETIMEDOUT) {
-			raise_pipeline(self, rc);
+			/* Stopped by a failure (its message), or canceled (none of its own). */
+			raise_pipeline(self, rc, rc != RF_ECANCELED);
 			maybe_free(self);
 			return NULL;
 		}
@@ -355,7 +470,7 @@ static PyObject *Pipeline_stats(PipelineObject *self, PyObject *Py_UNUSED(ignore
 	rf_stats s;
 	int rc = rf_pipeline_stats(self->p, &s);
 	if (rc)
-		return raise_pipeline(self, rc);
+		return raise_pipeline(self, rc, false);
 	PyObject *d = Py_BuildValue(
 		"{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:d,s:d,s:d,s:d,s:d,s:s,s:n}", "total", (unsigned long long)s.total,
 		"items", (unsigned long long)s.items, "ok", (unsigned long long)s.ok, "failed",
@@ -375,7 +490,7 @@ static PyObject *Pipeline_save_state(PipelineObject *self, PyObject *Py_UNUSED(i
 		return NULL;
 	char buf[256];
 	int rc = rf_pipeline_save_state(self->p, buf, sizeof(buf));
-	return rc ? raise_pipeline(self, rc) : PyUnicode_FromString(buf);
+	return rc ? raise_pipeline(self, rc, false) : PyUnicode_FromString(buf);
 }
 
 static PyObject *Pipeline_resume(PipelineObject *self, PyObject *arg)
@@ -386,12 +501,12 @@ static PyObject *Pipeline_resume(PipelineObject *self, PyObject *arg)
 	if (!state)
 		return NULL;
 	int rc = rf_pipeline_resume(self->p, state);
-	return rc ? raise_pipeline(self, rc) : Py_NewRef(Py_None);
+	return rc ? raise_pipeline(self, rc, rc == RF_EINVAL) : Py_NewRef(Py_None);
 }
 
 static PyObject *Pipeline_get_item_count(PipelineObject *self, void *Py_UNUSED(closure))
 {
-	return PyLong_FromSize_t(self->p ? rf_pipeline_item_count(self->p) : 0);
+	return PyLong_FromSize_t(self->p ? rf_pipeline_item_count(self->p) : self->items_at_close);
 }
 
 /* (layout, height, width, channels, batch_size): what numpy needs to shape a batch. */
@@ -455,13 +570,21 @@ static void give_back(BatchObject *self)
 	rf_batch_release(self->b);
 	self->b = NULL;
 	self->owner->live_batches--;
+	/* Only a dict of small ints: a failure here (memory) is not worth a lost release. */
+	if (count_add(self->owner->holders, self->taker, -1) != 0)
+		PyErr_Clear();
 	maybe_free(self->owner);
 }
 
 static void Batch_dealloc(BatchObject *self)
 {
-	if (self->b)
+	if (self->b) {
+		PyObject *type, *value, *trace;
+		PyErr_Fetch(&type, &value, &trace); /* a dealloc may run while an exception is set */
 		give_back(self);
+		PyErr_Restore(type, value, trace);
+	}
+	Py_XDECREF(self->taker);
 	Py_DECREF(self->owner);
 	PyObject_Free(self);
 }

@@ -356,6 +356,114 @@ class Stats(Data):
         self.assertLessEqual(s["starved_fraction"], 1)
         self.assertRegex(ringfeed.version(), r"^\d+\.\d+\.\d+$")
 
+    def test_stats_before_start_and_after_a_refused_one(self):
+        pipe = ringfeed.Pipeline(self.photo_files, batch_size=4)
+        for _ in range(2):
+            s = pipe.stats()  # it crashed on the stages' names, not set before start
+            self.assertEqual(s["total"], 60)
+            self.assertEqual(s["items"], 0)
+            self.assertEqual(set(s["stages"]), {"loader", "decoder", "infer"})
+            self.assertEqual(set(s["queues"]), {"free_items", "decode", "ready"})
+            pipe.cancel()
+            with self.assertRaises(ringfeed.Canceled):
+                pipe.start()
+        pipe.close()
+        self.assertEqual(pipe.item_count, 60)  # still known once the C pipeline is freed
+
+
+class Messages(Data):
+    def test_an_error_says_what_failed_now_not_before(self):
+        pipe = ringfeed.Pipeline(self.photo_files[:4], batch_size=4)
+        with self.assertRaises(ringfeed.Error) as cm:
+            pipe._p.add("@" + str(self.dir / "no-such-list"))
+        self.assertIn("no-such-list", str(cm.exception))
+        pipe.start()
+        pipe.cancel()
+        with self.assertRaises(ringfeed.Canceled) as cm:
+            pipe.next()
+        self.assertNotIn("no-such-list", str(cm.exception))
+        with self.assertRaises(ringfeed.Error) as cm:
+            pipe._p.add(self.photo_files[0])  # after start
+        self.assertEqual(cm.exception.code, RF_ESTATE)
+        self.assertNotIn("no-such-list", str(cm.exception))
+        pipe.close()
+
+    def test_paths_that_are_not_utf8_in_messages_and_config(self):
+        d = os.fsencode(self.dir / "bytes")
+        os.makedirs(d, exist_ok=True)
+        bad = os.path.join(d, b"\xffbad.jpg")
+        with open(bad, "wb") as f:
+            f.write(b"not an image")
+        with self.assertRaises(ringfeed.Error) as cm:  # a UnicodeDecodeError before
+            with ringfeed.Pipeline([self.photo_files[0], bad], batch_size=2, pipeline_on_error="fail") as pipe:
+                self.delivered(pipe)
+        self.assertEqual(cm.exception.code, RF_EITEM)
+        self.assertIn(os.fsdecode(bad), str(cm.exception))
+        ini = os.path.join(d, b"conf\xff.ini")
+        with open(ini, "w") as f:
+            f.write("[batch]\nsize = 3\n")
+        for config in (ini, pathlib.Path(os.fsdecode(ini))):  # bytes, and a PathLike of such a name
+            with ringfeed.Pipeline(self.photo_files[:3], config) as pipe:
+                self.assertEqual(pipe.batch_size, 3)
+
+    def test_an_add_whose_path_lets_another_add_in(self):
+        """Converting a PathLike runs Python code: another thread's add may start meanwhile."""
+        lst = self.dir / "many.lst"
+        lst.write_text((self.photo_files[0] + "\n") * 400000)
+        pipe = ringfeed.Pipeline([], batch_size=4)
+        inside = threading.Event()
+
+        class Slow:
+            def __fspath__(self):
+                inside.set()
+                time.sleep(0.01)  # the other add starts now, and takes longer than this
+                return "@" + str(lst)
+
+        outcomes = []
+
+        def add(path):
+            try:
+                pipe._p.add(path)
+                outcomes.append("added")
+            except RuntimeError:
+                outcomes.append("refused")
+
+        other = threading.Thread(target=lambda: (inside.wait(10), add("@" + str(lst))))
+        other.start()
+        add(Slow())
+        other.join(60)
+        self.assertEqual(len(outcomes), 2)
+        # Both adding at once corrupted the path list (a crash in realloc, or a wrong count).
+        self.assertEqual(pipe.item_count, 400000 * outcomes.count("added"))
+        pipe.close()
+
+
+class Threads(Data):
+    def test_threads_that_hold_the_pool_between_them_keep_flowing(self):
+        """The pool is all held, but by threads that will give their batches back: no error."""
+        errors, images = [], []
+        with ringfeed.Pipeline(self.photo_files[:40], batch_size=1, decoder_threads=1,
+                               batch_ordered=False) as pipe:
+            pipe.start()
+            pool = pipe.stats()["batch_pool"]
+
+            def work():
+                try:
+                    while (b := pipe.next()) is not None:
+                        images.append(len(b))
+                        time.sleep(0.15)
+                        b.release()
+                except ringfeed.Error as e:
+                    errors.append(str(e))
+
+            threads = [threading.Thread(target=work) for _ in range(pool + 1)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60)
+        self.assertEqual(errors, [])
+        self.assertEqual(sum(images), 40)
+
 
 if __name__ == "__main__":
     unittest.main()
