@@ -129,7 +129,6 @@ static rf_batch *filling_batch(rf__batcher *b)
 	if (b->free_count == 0)
 		return NULL;
 	rf_batch *batch = b->free[--b->free_count];
-	batch->sequence = b->next_batch++;
 	batch->count = batch->filled = 0;
 	batch->sealed = batch->drop = false;
 	batch->errors.count = 0;
@@ -153,14 +152,16 @@ static void ship_ready(rf_pipeline *p)
 		}
 		for (size_t i = 0; i < head->errors.count; i++)
 			head->errors.records[i].pub.reason = head->errors.records[i].reason;
+		/* Numbered as shipped (before the push: a consumer may read it at once), so no gaps. */
+		head->sequence = b->shipped;
 		if ((head->count == 0 && head->errors.count == 0) || rf__queue_try_push(&b->ready, head) != 0) {
 			b->free[b->free_count++] = head;
 			pthread_cond_signal(&b->batch_free);
 			continue;
 		}
+		b->shipped++;
 		b->ok += head->count;
 		b->failed += head->errors.count;
-		b->shipped++;
 		uint64_t zero = 0;
 		atomic_compare_exchange_strong(&p->first_batch_ns, &zero, rf__now_ns());
 	}

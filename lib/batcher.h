@@ -65,7 +65,6 @@ typedef struct rf__batcher {
 	size_t window_cap;
 	uint64_t next_due;    /* sequence (or arrival ticket) given a slot next */
 	uint64_t next_ticket; /* arrival counter, unordered mode */
-	uint64_t next_batch;
 
 	rf__error_list pending; /* failures not yet attached to a batch */
 	rf__queue ready;

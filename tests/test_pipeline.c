@@ -1,5 +1,6 @@
 /* Whole pipeline runs: ordering, accounting of every item, both APIs, cancel, stats. */
 #include <criterion/criterion.h>
+#include <inttypes.h>
 #include <dirent.h>
 #include <errno.h>
 #include <grp.h>
@@ -1227,4 +1228,28 @@ Test(pipeline, stats_before_start_name_every_stage_and_queue)
 		cr_assert_eq(rf_pipeline_start(p), RF_ECANCELED);
 	}
 	rf_pipeline_close(p);
+}
+
+/* Sequence numbers count the batches handed out, even when drop_last drops an epoch's short tail. */
+Test(pipeline, batch_sequences_have_no_gaps_when_a_tail_is_dropped, .timeout = 60)
+{
+	char *dir = make_dataset(64);
+	rf_config cfg;
+	base_config(&cfg);
+	cfg.batch.size = 7; /* 64 = 9 x 7 + 1: each epoch drops a batch of 1 */
+	cfg.batch.drop_last = true;
+	cfg.source.epochs = 3;
+	rf_pipeline *p = open_started(&cfg, dir);
+	rf_batch *b;
+	uint64_t expect = 0;
+	while (rf_pipeline_next(p, &b) == 0) {
+		cr_assert_eq(rf_batch_sequence(b), expect, "batch %" PRIu64 " numbered %" PRIu64, expect,
+			     rf_batch_sequence(b));
+		expect++;
+		rf_batch_release(b);
+	}
+	cr_assert_eq(expect, 27);
+	rf_pipeline_close(p);
+	tfs_rmtree(dir);
+	free(dir);
 }

@@ -301,7 +301,7 @@ RF_API size_t rf_batch_error_count(const rf_batch *b);
 RF_API const rf_item_error *rf_batch_error(const rf_batch *b, size_t i);
 /* Epoch of the batch's images (batches never span epochs when batch.ordered). */
 RF_API uint32_t rf_batch_epoch(const rf_batch *b);
-/* Sequence number of the batch, from 0. */
+/* Sequence number of the batch: 0, 1, 2, ... in the order batches are handed out, with no gaps. */
 RF_API uint64_t rf_batch_sequence(const rf_batch *b);
 /* Gives a batch from rf_pipeline_next back to the pipeline, exactly once. Accepts NULL. */
 RF_API void rf_batch_release(rf_batch *b);
