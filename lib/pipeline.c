@@ -429,7 +429,8 @@ void rf_batch_release(rf_batch *b)
 	if (!b)
 		return;
 	rf_pipeline *p = b->owner;
-	rf__wait_end(&p->stage[RF_STAGE_INFER], RF__HELD, b->handed_ns);
+	/* Busy until now, or until the run's end if it ended first (a batch kept after it is not its work). */
+	rf__wait_end_by(&p->stage[RF_STAGE_INFER], RF__HELD, b->handed_ns, atomic_load(&p->end_ns));
 	rf__batcher_release(&p->batcher, b);
 }
 

@@ -36,14 +36,21 @@ uint64_t rf__wait_begin(rf__stage_counters *st, enum rf__wait_kind kind)
 	return t;
 }
 
-void rf__wait_end(rf__stage_counters *st, enum rf__wait_kind kind, uint64_t since)
+void rf__wait_end_by(rf__stage_counters *st, enum rf__wait_kind kind, uint64_t since, uint64_t until)
 {
 	pthread_mutex_lock(&st->wait_lock);
 	uint64_t now = rf__now_ns();
+	if (until && until < now)
+		now = until;
 	st->waiting[kind]--;
 	st->waiting_since[kind] -= since;
-	rf__count(&st->spent_ns[kind], now - since);
+	rf__count(&st->spent_ns[kind], now > since ? now - since : 0);
 	pthread_mutex_unlock(&st->wait_lock);
+}
+
+void rf__wait_end(rf__stage_counters *st, enum rf__wait_kind kind, uint64_t since)
+{
+	rf__wait_end_by(st, kind, since, 0);
 }
 
 uint64_t rf__stage_thread_start(rf__stage_counters *st)
@@ -65,39 +72,47 @@ void rf__stage_thread_exit(rf__stage_counters *st, uint64_t started)
 	pthread_mutex_unlock(&st->wait_lock);
 }
 
-/* Under wait_lock: lifetimes and time spent per rf__wait_kind at now, open intervals included. */
-static void times_at(const rf__stage_counters *st, uint64_t now, uint64_t *alive, uint64_t spent[RF__WAIT_KINDS])
+/*
+ * Under wait_lock: lifetimes and time spent per rf__wait_kind at now, open
+ * intervals included; open RF__HELD intervals end at held_until if that is
+ * earlier (the run's end: a batch kept after it is not work of the run).
+ */
+static void times_at(const rf__stage_counters *st, uint64_t now, uint64_t held_until, uint64_t *alive,
+		     uint64_t spent[RF__WAIT_KINDS])
 {
 	*alive = atomic_load(&st->lifetime_ns) + rf__open_ns((uint64_t)st->running, now, st->running_since);
-	for (int k = 0; k < RF__WAIT_KINDS; k++)
+	for (int k = 0; k < RF__WAIT_KINDS; k++) {
+		uint64_t end = k == RF__HELD && held_until && held_until < now ? held_until : now;
 		spent[k] = atomic_load(&st->spent_ns[k]) +
-			   rf__open_ns((uint64_t)st->waiting[k], now, st->waiting_since[k]);
+			   rf__open_ns((uint64_t)st->waiting[k], end, st->waiting_since[k]);
+	}
 }
 
 void rf__stage_look(rf__stage_counters *st, uint64_t now, uint64_t *alive, uint64_t spent[RF__WAIT_KINDS])
 {
 	pthread_mutex_lock(&st->wait_lock);
-	times_at(st, now, alive, spent);
+	times_at(st, now, 0, alive, spent);
 	pthread_mutex_unlock(&st->wait_lock);
 }
 
-uint64_t rf__stage_times(rf__stage_counters *st, uint64_t *alive, uint64_t spent[RF__WAIT_KINDS])
+uint64_t rf__stage_times(rf__stage_counters *st, uint64_t held_until, uint64_t *alive,
+			 uint64_t spent[RF__WAIT_KINDS])
 {
 	pthread_mutex_lock(&st->wait_lock);
 	uint64_t now = rf__now_ns();
-	times_at(st, now, alive, spent);
+	times_at(st, now, held_until, alive, spent);
 	pthread_mutex_unlock(&st->wait_lock);
 	return now;
 }
 
-static void stage_stats(rf_pipeline *p, int i, rf_stage_stats *out)
+static void stage_stats(rf_pipeline *p, int i, uint64_t end, rf_stage_stats *out)
 {
 	rf__stage_counters *c = &p->stage[i];
 	out->name = stage_names[i];
 	out->threads = atomic_load(&c->threads);
 	out->items = atomic_load(&c->items);
 	uint64_t alive, spent[RF__WAIT_KINDS];
-	uint64_t now = rf__stage_times(c, &alive, spent);
+	uint64_t now = rf__stage_times(c, end, &alive, spent);
 	out->starved_seconds = rf__seconds(spent[RF__STARVED]);
 	out->blocked_seconds = rf__seconds(spent[RF__BLOCKED]);
 	out->cpu_seconds = seconds(&c->cpu_ns);
@@ -164,7 +179,7 @@ int rf_pipeline_stats(rf_pipeline *p, rf_stats *out)
 	if (first)
 		out->first_batch_seconds = rf__seconds(first - p->start_ns);
 	for (int i = 0; i < RF_STAGE_COUNT; i++)
-		stage_stats(p, i, &out->stages[i]);
+		stage_stats(p, i, end, &out->stages[i]);
 	rf_stage_stats *infer = &out->stages[RF_STAGE_INFER];
 	double waited = infer->starved_seconds + infer->busy_seconds;
 	out->starved_fraction = waited > 0 ? infer->starved_seconds / waited : 0;

@@ -1253,3 +1253,31 @@ Test(pipeline, batch_sequences_have_no_gaps_when_a_tail_is_dropped, .timeout = 6
 	tfs_rmtree(dir);
 	free(dir);
 }
+
+/* A batch still held once the run has ended stops counting at the end: the run's figures stay put. */
+Test(pipeline, a_batch_kept_after_the_end_is_not_busy_time_of_the_run, .timeout = 60)
+{
+	char *dir = make_dataset(20);
+	rf_config cfg;
+	base_config(&cfg);
+	cfg.batch.size = 4;
+	rf_pipeline *p = open_started(&cfg, dir);
+	rf_batch *b, *last = NULL;
+	while (rf_pipeline_next(p, &b) == 0) {
+		rf_batch_release(last);
+		last = b;
+	}
+	rf_stats at_end, later;
+	cr_assert_eq(rf_pipeline_stats(p, &at_end), 0);
+	usleep(300 * 1000);
+	cr_assert_eq(rf_pipeline_stats(p, &later), 0);
+	double busy0 = at_end.stages[RF_STAGE_INFER].busy_seconds, busy1 = later.stages[RF_STAGE_INFER].busy_seconds;
+	cr_assert_lt(busy1 - busy0, 0.001, "busy went from %.4f to %.4f s after the end", busy0, busy1);
+	cr_assert_leq(busy1, later.wall_seconds + 0.001);
+	rf_batch_release(last);
+	cr_assert_eq(rf_pipeline_stats(p, &later), 0);
+	cr_assert_lt(later.stages[RF_STAGE_INFER].busy_seconds - busy0, 0.001, "the release added its time after the end");
+	rf_pipeline_close(p);
+	tfs_rmtree(dir);
+	free(dir);
+}
