@@ -24,15 +24,21 @@ static double thread_time(const rf_stage_stats *st)
 	return st->busy_seconds + st->starved_seconds + st->blocked_seconds;
 }
 
-/*
- * Share of a stage's thread time in the interval (threads parked by the
- * autotuner left out) spent on delta. At most 1: CPU time is added once per
- * item, so an interval can be handed a little of the one before.
- */
+/* Share of a stage's thread time in the interval (threads parked by the autotuner left out) spent on delta. */
 static double share(double delta, const rf_stage_stats *now, const rf_stage_stats *before)
 {
 	double alive = thread_time(now) - thread_time(before);
-	double x = alive > 0 ? delta / alive : 0;
+	return alive > 0 ? delta / alive : 0;
+}
+
+/*
+ * The decoders' on-CPU share, at most 1: CPU time is added once per item, so
+ * an interval can be handed a little of the one before. (Busy, starved and
+ * blocked time are read as they accrue and need no cap.)
+ */
+static double on_cpu_share(const rf_stage_stats *now, const rf_stage_stats *before)
+{
+	double x = share(now->cpu_seconds - before->cpu_seconds, now, before);
 	return x < 1 ? x : 1;
 }
 
@@ -66,7 +72,7 @@ void trace_sample(struct trace *t, const rf_stats *s)
 		share(dec->starved_seconds - pdec->starved_seconds, dec, pdec),
 		share(dec->blocked_seconds - pdec->blocked_seconds, dec, pdec),
 		waited > 0 ? (inf->starved_seconds - pinf->starved_seconds) / waited : 0,
-		share(dec->cpu_seconds - pdec->cpu_seconds, dec, pdec), s->tuned.decoder_threads,
+		on_cpu_share(dec, pdec), s->tuned.decoder_threads,
 		s->tuned.loader_threads, s->tuned.io_depth);
 	t->prev = *s;
 	t->has_prev = true;
