@@ -29,7 +29,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
+#include <dirent.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -133,39 +133,68 @@ static void files_free(struct files *f)
 	*f = (struct files){0};
 }
 
-static int compare_paths(const void *a, const void *b)
+/* Byte order, as ringfeed sorts a directory (alphasort would follow the locale). */
+static int by_name(const struct dirent **a, const struct dirent **b)
 {
-	return strcmp(*(char *const *)a, *(char *const *)b);
+	return strcmp((*a)->d_name, (*b)->d_name);
 }
 
-/* nftw has no user pointer; the walk runs on the main thread before anything starts. */
-static struct files *walk_target;
+/* Directories on the current walk path (device, inode), to stop at a link back to one of them. */
+struct ancestors {
+	dev_t dev[64];
+	ino_t ino[64];
+	int depth;
+};
 
 /*
- * The files ringfeed_add would take: links followed (nftw visits a directory
- * once, so a link back to an ancestor ends there), hidden names skipped, and
- * everything that is not a directory kept, unreadable or not (the loaders
- * judge it).
+ * The files rf_pipeline_add takes from a directory (lib/source.c): entries in
+ * name order, hidden names skipped, links followed unless they lead back to a
+ * directory on the current path, everything that is not a directory kept,
+ * readable or not (the loaders judge it).
  */
-static int walk_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+static int walk(struct files *f, const char *dir, struct ancestors *up)
 {
-	(void)st;
-	const char *name = path + ftw->base;
-	if (ftw->level > 0 && name[0] == '.')
-		return type == FTW_D ? FTW_SKIP_SUBTREE : FTW_CONTINUE;
-	if (type != FTW_D && type != FTW_DNR && type != FTW_DP && files_push(walk_target, path) != 0)
-		return FTW_STOP;
-	return FTW_CONTINUE;
+	struct dirent **names;
+	int n = scandir(dir, &names, NULL, by_name);
+	if (n < 0)
+		return -1;
+	int rc = 0;
+	for (int i = 0; i < n; i++) {
+		char *path = NULL;
+		bool slash = dir[0] && dir[strlen(dir) - 1] == '/';
+		if (rc == 0 && names[i]->d_name[0] != '.' &&
+		    asprintf(&path, slash ? "%s%s" : "%s/%s", dir, names[i]->d_name) < 0)
+			rc = -1;
+		struct stat st;
+		if (path && stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+			bool loop = false;
+			for (int k = 0; k < up->depth; k++)
+				loop |= up->dev[k] == st.st_dev && up->ino[k] == st.st_ino;
+			if (!loop && up->depth == 64) {
+				rc = -1; /* deeper than ringfeed walks either */
+			} else if (!loop) {
+				up->dev[up->depth] = st.st_dev;
+				up->ino[up->depth++] = st.st_ino;
+				rc = walk(f, path, up);
+				up->depth--;
+			}
+		} else if (path) {
+			rc = files_push(f, path);
+		}
+		free(path);
+		free(names[i]);
+	}
+	free(names);
+	return rc;
 }
 
 static int add_dir(struct files *f, const char *dir)
 {
-	size_t first = f->count;
-	walk_target = f;
-	if (nftw(dir, walk_entry, 32, FTW_ACTIONRETVAL) != 0)
+	struct stat st;
+	if (stat(dir, &st) != 0)
 		return -1;
-	qsort(f->path + first, f->count - first, sizeof(char *), compare_paths);
-	return 0;
+	struct ancestors up = {.dev = {st.st_dev}, .ino = {st.st_ino}, .depth = 1};
+	return walk(f, dir, &up);
 }
 
 static int add_list(struct files *f, const char *list)

@@ -40,9 +40,29 @@ NAMES = {"ringfeed": "ringfeed", "ringfeed_py": "ringfeed Python", "hand": "hand
 ORDER = list(NAMES)
 
 
+def walk(path, ancestors):
+    """A directory as ringfeed walks it: entries in byte order, hidden names skipped, links followed
+    unless they lead back to a directory on the current path, every non-directory kept."""
+    found = []
+    for name in sorted(os.listdir(os.fsencode(path))):
+        if name.startswith(b"."):
+            continue
+        entry = os.path.join(os.fsencode(path), name)
+        try:
+            st = os.stat(entry)
+        except OSError:
+            st = None
+        if st is not None and stat.S_ISDIR(st.st_mode):
+            if (st.st_dev, st.st_ino) not in ancestors:
+                found += walk(entry, ancestors | {(st.st_dev, st.st_ino)})
+        else:
+            found.append(os.fsdecode(entry))
+    return found
+
+
 def list_files(inputs):
-    """The inputs as ringfeed takes them: list lines that are not empty or # comments; directories
-    walked with links followed (each directory once), hidden names skipped, every non-directory kept."""
+    """The inputs as ringfeed takes them: list lines that are not empty or # comments, directories
+    walked as walk() does, anything else as it is."""
     files = []
     for item in inputs:
         if item.startswith("@"):
@@ -50,16 +70,8 @@ def list_files(inputs):
                 lines = (line.rstrip("\r\n") for line in f)
                 files.extend(line for line in lines if line and not line.startswith("#"))
         elif os.path.isdir(item):
-            found, seen = [], set()
-            for root, dirs, names in os.walk(item, followlinks=True):
-                st = os.stat(root)
-                if (st.st_dev, st.st_ino) in seen:
-                    dirs[:] = []
-                    continue
-                seen.add((st.st_dev, st.st_ino))
-                dirs[:] = [d for d in dirs if not d.startswith(".")]
-                found.extend(os.path.join(root, n) for n in names if not n.startswith("."))
-            files.extend(sorted(found))
+            st = os.stat(item)
+            files.extend(walk(item, {(st.st_dev, st.st_ino)}))
         else:
             files.append(item)
     return files

@@ -106,8 +106,10 @@ class Peers(unittest.TestCase):
             os.symlink("..", os.path.join(d, "sub", "up"))  # a loop: walked once
             os.symlink("../a.jpg", os.path.join(d, "sub", "l.jpg"))
             os.symlink("nowhere", os.path.join(d, "dangling"))  # an input that will fail, not a skip
+            os.symlink("sub", os.path.join(d, "twin"))  # not an ancestor: walked again under its name
             self.assertEqual(list_files([d]), [os.path.join(d, n) for n in
-                                               ("a.jpg", "dangling", "sub/b.jpg", "sub/l.jpg")])
+                                               ("a.jpg", "dangling", "sub/b.jpg", "sub/l.jpg", "twin/b.jpg",
+                                                "twin/l.jpg")])
             lst = os.path.join(d, "list.txt")
             with open(lst, "w") as f:
                 f.write("# photos\r\n\r\n/x/a.jpg\r\n#/x/b.jpg\n /x/c.jpg\n")
