@@ -296,10 +296,10 @@ static int spawn(rf_pipeline *p, void *(*fn)(void *), rf__stage_counters *st)
 	return 0;
 }
 
+/* The run's end, once: wall time stops here, and so does the time of batches still held. */
 static void mark_ended(rf_pipeline *p)
 {
-	uint64_t zero = 0;
-	atomic_compare_exchange_strong(&p->end_ns, &zero, rf__now_ns());
+	rf__stage_end_held(&p->stage[RF_STAGE_INFER], &p->end_ns);
 }
 
 /* Wakes and stops every stage; may run twice (cancel and a start it overlapped), harmlessly. */
@@ -430,7 +430,7 @@ void rf_batch_release(rf_batch *b)
 		return;
 	rf_pipeline *p = b->owner;
 	/* Busy until now, or until the run's end if it ended first (a batch kept after it is not its work). */
-	rf__wait_end_by(&p->stage[RF_STAGE_INFER], RF__HELD, b->handed_ns, atomic_load(&p->end_ns));
+	rf__wait_end(&p->stage[RF_STAGE_INFER], RF__HELD, b->handed_ns);
 	rf__batcher_release(&p->batcher, b);
 }
 

@@ -66,6 +66,7 @@ typedef struct rf__stage_counters {
 	pthread_mutex_t wait_lock; /* also taken to add a finished one, so snapshots see each whole */
 	int waiting[RF__WAIT_KINDS];
 	uint64_t waiting_since[RF__WAIT_KINDS];
+	uint64_t held_cap; /* the run's end, once it ended: RF__HELD time stops there (under wait_lock) */
 } rf__stage_counters;
 
 /* A parsed rf_pipeline_resume state: where to start and what it was made for. */
@@ -211,16 +212,19 @@ void rf__count_cpu(rf__stage_counters *st, uint64_t *last);
 /* An interval starts (returns its start time), and ends, adding its length to spent_ns[kind]. */
 uint64_t rf__wait_begin(rf__stage_counters *st, enum rf__wait_kind kind);
 void rf__wait_end(rf__stage_counters *st, enum rf__wait_kind kind, uint64_t since);
-/* The same, the interval ending no later than until (0: now). */
-void rf__wait_end_by(rf__stage_counters *st, enum rf__wait_kind kind, uint64_t since, uint64_t until);
+/*
+ * Sets *end_ns (the run's end, now) unless set, and from then on ends every
+ * RF__HELD interval of st there, all under st's lock so that no snapshot sees
+ * held time go back. Returns the end.
+ */
+uint64_t rf__stage_end_held(rf__stage_counters *st, _Atomic uint64_t *end_ns);
 /*
  * Thread lifetimes and the time spent in each kind of interval (ns) of st
- * now, those in progress included (RF__HELD ones only up to held_until, the
- * run's end, when that is set); returns that now. One lock with rf__wait_*
- * and rf__stage_thread_*: a snapshot never sees half a change.
+ * now, those in progress included (RF__HELD ones only up to the run's end,
+ * once rf__stage_end_held set it); returns that now. One lock with
+ * rf__wait_* and rf__stage_thread_*: a snapshot never sees half a change.
  */
-uint64_t rf__stage_times(rf__stage_counters *st, uint64_t held_until, uint64_t *alive,
-			 uint64_t spent[RF__WAIT_KINDS]);
+uint64_t rf__stage_times(rf__stage_counters *st, uint64_t *alive, uint64_t spent[RF__WAIT_KINDS]);
 /* The same at now, a time read before this call (the autotuner's ticks). */
 void rf__stage_look(rf__stage_counters *st, uint64_t now, uint64_t *alive, uint64_t spent[RF__WAIT_KINDS]);
 /* A stage thread starts (returns its start time) and exits. */

@@ -26,31 +26,43 @@ static double seconds(_Atomic uint64_t *ns)
  * Every time is read under the lock, so a snapshot's now falls after the
  * start of every wait it counts and before the start of any it does not.
  */
+/* Under wait_lock: t, or the run's end for a batch held from after it (its time is not the run's). */
+static uint64_t capped(const rf__stage_counters *st, enum rf__wait_kind kind, uint64_t t)
+{
+	return kind == RF__HELD && st->held_cap && st->held_cap < t ? st->held_cap : t;
+}
+
 uint64_t rf__wait_begin(rf__stage_counters *st, enum rf__wait_kind kind)
 {
 	pthread_mutex_lock(&st->wait_lock);
-	uint64_t t = rf__now_ns();
+	uint64_t t = capped(st, kind, rf__now_ns());
 	st->waiting[kind]++;
 	st->waiting_since[kind] += t;
 	pthread_mutex_unlock(&st->wait_lock);
 	return t;
 }
 
-void rf__wait_end_by(rf__stage_counters *st, enum rf__wait_kind kind, uint64_t since, uint64_t until)
+void rf__wait_end(rf__stage_counters *st, enum rf__wait_kind kind, uint64_t since)
 {
 	pthread_mutex_lock(&st->wait_lock);
-	uint64_t now = rf__now_ns();
-	if (until && until < now)
-		now = until;
+	uint64_t now = capped(st, kind, rf__now_ns());
 	st->waiting[kind]--;
 	st->waiting_since[kind] -= since;
 	rf__count(&st->spent_ns[kind], now > since ? now - since : 0);
 	pthread_mutex_unlock(&st->wait_lock);
 }
 
-void rf__wait_end(rf__stage_counters *st, enum rf__wait_kind kind, uint64_t since)
+uint64_t rf__stage_end_held(rf__stage_counters *st, _Atomic uint64_t *end_ns)
 {
-	rf__wait_end_by(st, kind, since, 0);
+	pthread_mutex_lock(&st->wait_lock);
+	uint64_t end = atomic_load(end_ns);
+	if (!end) {
+		end = rf__now_ns();
+		atomic_store(end_ns, end);
+		st->held_cap = end;
+	}
+	pthread_mutex_unlock(&st->wait_lock);
+	return end;
 }
 
 uint64_t rf__stage_thread_start(rf__stage_counters *st)
@@ -74,45 +86,40 @@ void rf__stage_thread_exit(rf__stage_counters *st, uint64_t started)
 
 /*
  * Under wait_lock: lifetimes and time spent per rf__wait_kind at now, open
- * intervals included; open RF__HELD intervals end at held_until if that is
- * earlier (the run's end: a batch kept after it is not work of the run).
+ * intervals included (held batches up to the run's end, once it ended).
  */
-static void times_at(const rf__stage_counters *st, uint64_t now, uint64_t held_until, uint64_t *alive,
-		     uint64_t spent[RF__WAIT_KINDS])
+static void times_at(const rf__stage_counters *st, uint64_t now, uint64_t *alive, uint64_t spent[RF__WAIT_KINDS])
 {
 	*alive = atomic_load(&st->lifetime_ns) + rf__open_ns((uint64_t)st->running, now, st->running_since);
-	for (int k = 0; k < RF__WAIT_KINDS; k++) {
-		uint64_t end = k == RF__HELD && held_until && held_until < now ? held_until : now;
+	for (int k = 0; k < RF__WAIT_KINDS; k++)
 		spent[k] = atomic_load(&st->spent_ns[k]) +
-			   rf__open_ns((uint64_t)st->waiting[k], end, st->waiting_since[k]);
-	}
+			   rf__open_ns((uint64_t)st->waiting[k], capped(st, k, now), st->waiting_since[k]);
 }
 
 void rf__stage_look(rf__stage_counters *st, uint64_t now, uint64_t *alive, uint64_t spent[RF__WAIT_KINDS])
 {
 	pthread_mutex_lock(&st->wait_lock);
-	times_at(st, now, 0, alive, spent);
+	times_at(st, now, alive, spent);
 	pthread_mutex_unlock(&st->wait_lock);
 }
 
-uint64_t rf__stage_times(rf__stage_counters *st, uint64_t held_until, uint64_t *alive,
-			 uint64_t spent[RF__WAIT_KINDS])
+uint64_t rf__stage_times(rf__stage_counters *st, uint64_t *alive, uint64_t spent[RF__WAIT_KINDS])
 {
 	pthread_mutex_lock(&st->wait_lock);
 	uint64_t now = rf__now_ns();
-	times_at(st, now, held_until, alive, spent);
+	times_at(st, now, alive, spent);
 	pthread_mutex_unlock(&st->wait_lock);
 	return now;
 }
 
-static void stage_stats(rf_pipeline *p, int i, uint64_t end, rf_stage_stats *out)
+static void stage_stats(rf_pipeline *p, int i, rf_stage_stats *out)
 {
 	rf__stage_counters *c = &p->stage[i];
 	out->name = stage_names[i];
 	out->threads = atomic_load(&c->threads);
 	out->items = atomic_load(&c->items);
 	uint64_t alive, spent[RF__WAIT_KINDS];
-	uint64_t now = rf__stage_times(c, end, &alive, spent);
+	uint64_t now = rf__stage_times(c, &alive, spent);
 	out->starved_seconds = rf__seconds(spent[RF__STARVED]);
 	out->blocked_seconds = rf__seconds(spent[RF__BLOCKED]);
 	out->cpu_seconds = seconds(&c->cpu_ns);
@@ -179,7 +186,7 @@ int rf_pipeline_stats(rf_pipeline *p, rf_stats *out)
 	if (first)
 		out->first_batch_seconds = rf__seconds(first - p->start_ns);
 	for (int i = 0; i < RF_STAGE_COUNT; i++)
-		stage_stats(p, i, end, &out->stages[i]);
+		stage_stats(p, i, &out->stages[i]);
 	rf_stage_stats *infer = &out->stages[RF_STAGE_INFER];
 	double waited = infer->starved_seconds + infer->busy_seconds;
 	out->starved_fraction = waited > 0 ? infer->starved_seconds / waited : 0;

@@ -1283,3 +1283,34 @@ Test(pipeline, a_batch_kept_after_the_end_is_not_busy_time_of_the_run, .timeout 
 	tfs_rmtree(dir);
 	free(dir);
 }
+
+/*
+ * Held time stops at the run's end: a batch kept past it, or handed out just
+ * after it (a cancel between a pop and the hand-over), adds nothing, and
+ * takes nothing from the batches held before it.
+ */
+Test(pipeline, held_time_stops_at_the_end_and_never_goes_back)
+{
+	rf__stage_counters st = {0};
+	pthread_mutex_init(&st.wait_lock, NULL);
+	_Atomic uint64_t end = 0;
+	uint64_t alive, spent[RF__WAIT_KINDS];
+	uint64_t a = rf__wait_begin(&st, RF__HELD);
+	usleep(20 * 1000);
+	uint64_t e = rf__stage_end_held(&st, &end);
+	cr_assert_eq(rf__stage_end_held(&st, &end), e, "the end is set once");
+	usleep(20 * 1000);
+	rf__stage_times(&st, &alive, spent);
+	uint64_t at_end = spent[RF__HELD];
+	cr_assert_eq(at_end, e - a);
+	uint64_t b = rf__wait_begin(&st, RF__HELD); /* handed out after the end */
+	rf__stage_times(&st, &alive, spent);
+	cr_assert_eq(spent[RF__HELD], at_end, "%" PRIu64 " ns after a hand-over past the end, %" PRIu64 " before",
+		     spent[RF__HELD], at_end);
+	rf__wait_end(&st, RF__HELD, a);
+	rf__wait_end(&st, RF__HELD, b);
+	rf__stage_times(&st, &alive, spent);
+	cr_assert_eq(spent[RF__HELD], at_end, "the releases after the end added %" PRId64 " ns",
+		     (int64_t)(spent[RF__HELD] - at_end));
+	pthread_mutex_destroy(&st.wait_lock);
+}
