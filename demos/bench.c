@@ -171,7 +171,8 @@ static int walk(struct files *f, const char *dir, struct ancestors *up)
 			for (int k = 0; k < up->depth; k++)
 				loop |= up->dev[k] == st.st_dev && up->ino[k] == st.st_ino;
 			if (!loop && up->depth == 64) {
-				rc = -1; /* deeper than ringfeed walks either */
+				errno = ELOOP; /* deeper than ringfeed walks either: its limit, as a loop */
+				rc = -1;
 			} else if (!loop) {
 				up->dev[up->depth] = st.st_dev;
 				up->ino[up->depth++] = st.st_ino;

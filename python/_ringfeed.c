@@ -39,12 +39,7 @@ typedef struct {
 	bool adding;             /* an add runs without the GIL: no other add, start or resume meanwhile */
 	size_t pool;             /* batches in the pool (known after start) */
 	size_t items_at_close;   /* item_count, kept when the C pipeline is freed */
-	/*
-	 * For telling a pool held for good from one that other threads are still
-	 * working through: {thread id: live batches it took} and {thread id:
-	 * next() calls it has in progress}.
-	 */
-	PyObject *holders, *in_next;
+	PyObject *in_next;       /* {thread id: next() calls it has in progress} */
 } PipelineObject;
 
 typedef struct {
@@ -52,7 +47,6 @@ typedef struct {
 	PipelineObject *owner; /* strong reference: a pipeline outlives its batches */
 	rf_batch *b;           /* NULL once released */
 	Py_ssize_t exports;    /* buffer views alive */
-	PyObject *taker;       /* id of the thread whose next() returned it (a key of owner->holders) */
 } BatchObject;
 
 static PyTypeObject PipelineType;
@@ -138,10 +132,6 @@ static int Pipeline_init(PipelineObject *self, PyObject *args, PyObject *kwargs)
 		PyErr_SetString(PyExc_RuntimeError, "Pipeline.__init__ called twice");
 		return -1;
 	}
-	if (!self->holders && !(self->holders = PyDict_New())) {
-		Py_XDECREF(config_path);
-		return -1;
-	}
 	if (!self->in_next && !(self->in_next = PyDict_New())) {
 		Py_XDECREF(config_path);
 		return -1;
@@ -192,7 +182,6 @@ static void Pipeline_dealloc(PipelineObject *self)
 		rf_pipeline_close(p);
 		Py_END_ALLOW_THREADS
 	}
-	Py_XDECREF(self->holders);
 	Py_XDECREF(self->in_next);
 	Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -285,40 +274,37 @@ static PyObject *this_thread(void)
 static PyObject *new_batch(PipelineObject *self, rf_batch *b)
 {
 	BatchObject *batch = PyObject_New(BatchObject, &BatchType);
-	PyObject *taker = batch ? this_thread() : NULL;
-	if (!taker || count_add(self->holders, taker, 1) != 0) {
-		Py_XDECREF(taker);
-		if (batch)
-			PyObject_Free(batch);
+	if (!batch) {
 		rf_batch_release(b);
 		return NULL;
 	}
 	batch->owner = (PipelineObject *)Py_NewRef(self);
 	batch->b = b;
 	batch->exports = 0;
-	batch->taker = taker;
 	self->live_batches++;
 	return (PyObject *)batch;
 }
 
 /*
- * True when every batch of the pool is held and every thread holding one is
- * itself waiting in next(): nobody can give one back, so the wait would last
- * for ever. Batches held by a thread doing something else will come back.
+ * True when every batch of the pool is held by Python objects and every
+ * Python thread is waiting in this pipeline's next(): no thread is left to
+ * give one back (whichever thread holds it), so the wait would last for ever.
+ * While any other thread runs, it may still release one: keep waiting.
  */
 static int pool_held_for_good(PipelineObject *self)
 {
 	if (!self->pool || (size_t)self->live_batches < self->pool)
 		return 0;
-	Py_ssize_t pos = 0, held_by_waiters = 0;
-	PyObject *thread, *calls;
-	while (PyDict_Next(self->in_next, &pos, &thread, &calls)) {
-		PyObject *n = PyDict_GetItemWithError(self->holders, thread);
-		if (!n && PyErr_Occurred())
-			return -1;
-		held_by_waiters += n ? PyLong_AsSsize_t(n) : 0;
-	}
-	return held_by_waiters >= self->live_batches;
+	PyObject *threading = PyImport_ImportModule("threading");
+	PyObject *n = threading ? PyObject_CallMethod(threading, "active_count", NULL) : NULL;
+	Py_XDECREF(threading);
+	if (!n)
+		return -1;
+	Py_ssize_t threads = PyLong_AsSsize_t(n);
+	Py_DECREF(n);
+	if (threads < 0 && PyErr_Occurred())
+		return -1;
+	return threads <= PyDict_Size(self->in_next);
 }
 
 /* One wait of at most SIGNAL_CHECK_MS; returns the rf code. */
@@ -366,6 +352,15 @@ static PyObject *next_batch(PipelineObject *self)
 		if (stuck < 0)
 			return NULL;
 		if (stuck) {
+			/* Unless the run has ended meanwhile: then the answer is the end, not an error. */
+			rf_batch *b = NULL;
+			int rc = rf_pipeline_next_timeout(self->p, &b, 0);
+			if (rc == 0)
+				return new_batch(self, b);
+			if (rc == RF_EOF) {
+				maybe_free(self);
+				Py_RETURN_NONE;
+			}
 			char msg[256];
 			snprintf(msg, sizeof(msg),
 				 "all %zu batches of the pool are held by Python objects: release batches (or "
@@ -570,21 +565,13 @@ static void give_back(BatchObject *self)
 	rf_batch_release(self->b);
 	self->b = NULL;
 	self->owner->live_batches--;
-	/* Only a dict of small ints: a failure here (memory) is not worth a lost release. */
-	if (count_add(self->owner->holders, self->taker, -1) != 0)
-		PyErr_Clear();
 	maybe_free(self->owner);
 }
 
 static void Batch_dealloc(BatchObject *self)
 {
-	if (self->b) {
-		PyObject *type, *value, *trace;
-		PyErr_Fetch(&type, &value, &trace); /* a dealloc may run while an exception is set */
+	if (self->b)
 		give_back(self);
-		PyErr_Restore(type, value, trace);
-	}
-	Py_XDECREF(self->taker);
 	Py_DECREF(self->owner);
 	PyObject_Free(self);
 }

@@ -43,8 +43,12 @@ ORDER = list(NAMES)
 def walk(path, ancestors):
     """A directory as ringfeed walks it: entries in byte order, hidden names skipped, links followed
     unless they lead back to a directory on the current path, every non-directory kept."""
+    try:
+        names = sorted(os.listdir(os.fsencode(path)))
+    except OSError as e:  # ringfeed fails the whole input too
+        sys.exit(f"bench_peers.py: {os.fsdecode(path)}: cannot read directory: {e.strerror}")
     found = []
-    for name in sorted(os.listdir(os.fsencode(path))):
+    for name in names:
         if name.startswith(b"."):
             continue
         entry = os.path.join(os.fsencode(path), name)
@@ -53,8 +57,11 @@ def walk(path, ancestors):
         except OSError:
             st = None
         if st is not None and stat.S_ISDIR(st.st_mode):
-            if (st.st_dev, st.st_ino) not in ancestors:
-                found += walk(entry, ancestors | {(st.st_dev, st.st_ino)})
+            if (st.st_dev, st.st_ino) in ancestors:
+                continue
+            if len(ancestors) == 64:  # ringfeed refuses a tree deeper than that
+                sys.exit(f"bench_peers.py: {os.fsdecode(entry)}: directory tree deeper than 64 levels")
+            found += walk(entry, ancestors | {(st.st_dev, st.st_ino)})
         else:
             found.append(os.fsdecode(entry))
     return found

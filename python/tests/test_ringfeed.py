@@ -464,6 +464,56 @@ class Threads(Data):
         self.assertEqual(errors, [])
         self.assertEqual(sum(images), 40)
 
+    def test_batches_taken_by_one_thread_and_kept_by_another_still_raise(self):
+        """A worker takes the whole pool and ends; the main thread keeps the batches and asks again."""
+        with ringfeed.Pipeline(self.photo_files, batch_size=2, decoder_threads=1) as pipe:
+            pipe.start()
+            pool = pipe.stats()["batch_pool"]
+            kept = []
+            worker = threading.Thread(target=lambda: kept.extend(pipe.next() for _ in range(pool)))
+            worker.start()
+            worker.join(60)
+            self.assertEqual(len(kept), pool)
+            with self.assertRaises(ringfeed.Error) as cm:  # it waited for ever
+                pipe.next()
+            self.assertEqual(cm.exception.code, RF_ESTATE)
+
+    def test_a_prefetch_thread_feeding_the_main_thread(self):
+        """One thread only calls next() into a queue; the main thread works and releases."""
+        import queue
+
+        q, errors = queue.Queue(), []
+        with ringfeed.Pipeline(self.photo_files[:40], batch_size=1, decoder_threads=1) as pipe:
+            pipe.start()
+
+            def prefetch():
+                try:
+                    while (b := pipe.next()) is not None:
+                        q.put(b)
+                except ringfeed.Error as e:
+                    errors.append(str(e))
+                q.put(None)
+
+            t = threading.Thread(target=prefetch)
+            t.start()
+            n = 0
+            while (b := q.get(timeout=60)) is not None:
+                time.sleep(0.01)
+                n += len(b)
+                b.release()
+            t.join(60)
+        self.assertEqual(errors, [])
+        self.assertEqual(n, 40)
+
+    def test_the_end_of_the_data_with_the_whole_pool_kept_is_the_end(self):
+        with ringfeed.Pipeline(self.photo_files, batch_size=2, decoder_threads=1) as pipe:
+            pipe.start()
+            pool = pipe.stats()["batch_pool"]
+        with ringfeed.Pipeline(self.photo_files[:2 * pool], batch_size=2, decoder_threads=1) as pipe:
+            kept = [pipe.next() for _ in range(pool)]
+            self.assertTrue(all(len(b) == 2 for b in kept))
+            self.assertIsNone(pipe.next())  # not "all batches of the pool are held"
+
 
 if __name__ == "__main__":
     unittest.main()
