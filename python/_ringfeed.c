@@ -18,11 +18,15 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
 
 #include "ringfeed/ringfeed.h"
 
 /* How long a wait for the next batch runs without a look at pending signals. */
 #define SIGNAL_CHECK_MS 100
+/* How long next() waits with the whole pool held and nothing given back before it raises. */
+#define POOL_STALL_MS 2000
 
 static PyObject *Error;       /* ringfeed.Error: every failure, with .code and .name */
 static PyObject *ConfigError; /* RF_ECONFIG (also a ValueError) */
@@ -39,7 +43,7 @@ typedef struct {
 	bool adding;             /* an add runs without the GIL: no other add, start or resume meanwhile */
 	size_t pool;             /* batches in the pool (known after start) */
 	size_t items_at_close;   /* item_count, kept when the C pipeline is freed */
-	PyObject *in_next;       /* {thread id: next() calls it has in progress} */
+	uint64_t last_release_ns; /* when a batch was last given back (CLOCK_MONOTONIC) */
 } PipelineObject;
 
 typedef struct {
@@ -132,10 +136,6 @@ static int Pipeline_init(PipelineObject *self, PyObject *args, PyObject *kwargs)
 		PyErr_SetString(PyExc_RuntimeError, "Pipeline.__init__ called twice");
 		return -1;
 	}
-	if (!self->in_next && !(self->in_next = PyDict_New())) {
-		Py_XDECREF(config_path);
-		return -1;
-	}
 	char err[512] = "";
 	rf_config_init(&self->cfg);
 	int rc = config_path ? rf_config_load(&self->cfg, PyBytes_AS_STRING(config_path), err, sizeof(err)) : 0;
@@ -182,7 +182,6 @@ static void Pipeline_dealloc(PipelineObject *self)
 		rf_pipeline_close(p);
 		Py_END_ALLOW_THREADS
 	}
-	Py_XDECREF(self->in_next);
 	Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -251,24 +250,11 @@ static PyObject *Pipeline_start(PipelineObject *self, PyObject *Py_UNUSED(ignore
 	return ret;
 }
 
-/* Adds delta to counts[key] (an int; dropped at 0). 0, or -1 with an exception set. */
-static int count_add(PyObject *counts, PyObject *key, long delta)
+static uint64_t monotonic_ns(void)
 {
-	PyObject *old = PyDict_GetItemWithError(counts, key);
-	if (!old && PyErr_Occurred())
-		return -1;
-	long n = (old ? PyLong_AsLong(old) : 0) + delta;
-	if (n == 0)
-		return old ? PyDict_DelItem(counts, key) : 0;
-	PyObject *v = PyLong_FromLong(n);
-	int rc = v ? PyDict_SetItem(counts, key, v) : -1;
-	Py_XDECREF(v);
-	return rc;
-}
-
-static PyObject *this_thread(void)
-{
-	return PyLong_FromUnsignedLong(PyThread_get_thread_ident());
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
 }
 
 static PyObject *new_batch(PipelineObject *self, rf_batch *b)
@@ -283,28 +269,6 @@ static PyObject *new_batch(PipelineObject *self, rf_batch *b)
 	batch->exports = 0;
 	self->live_batches++;
 	return (PyObject *)batch;
-}
-
-/*
- * True when every batch of the pool is held by Python objects and every
- * Python thread is waiting in this pipeline's next(): no thread is left to
- * give one back (whichever thread holds it), so the wait would last for ever.
- * While any other thread runs, it may still release one: keep waiting.
- */
-static int pool_held_for_good(PipelineObject *self)
-{
-	if (!self->pool || (size_t)self->live_batches < self->pool)
-		return 0;
-	PyObject *threading = PyImport_ImportModule("threading");
-	PyObject *n = threading ? PyObject_CallMethod(threading, "active_count", NULL) : NULL;
-	Py_XDECREF(threading);
-	if (!n)
-		return -1;
-	Py_ssize_t threads = PyLong_AsSsize_t(n);
-	Py_DECREF(n);
-	if (threads < 0 && PyErr_Occurred())
-		return -1;
-	return threads <= PyDict_Size(self->in_next);
 }
 
 /* One wait of at most SIGNAL_CHECK_MS; returns the rf code. */
@@ -328,45 +292,33 @@ static PyObject *Pipeline_next(PipelineObject *self, PyObject *Py_UNUSED(ignored
 		return NULL;
 	if (!self->started)
 		return raise_code(RF_ESTATE, "start() the pipeline first");
-	PyObject *me = this_thread();
-	if (!me || count_add(self->in_next, me, 1) != 0) {
-		Py_XDECREF(me);
-		return NULL;
-	}
-	PyObject *ret = next_batch(self);
-	/* Keeps the exception of next_batch, if any, across the bookkeeping. */
-	PyObject *type, *value, *trace;
-	PyErr_Fetch(&type, &value, &trace);
-	if (count_add(self->in_next, me, -1) != 0)
-		PyErr_Clear();
-	PyErr_Restore(type, value, trace);
-	Py_DECREF(me);
-	return ret;
+	return next_batch(self);
 }
 
 static PyObject *next_batch(PipelineObject *self)
 {
+	uint64_t stalled_since = 0;
 	for (;;) {
-		/* A consumer holding every batch of the pool would wait for ever. */
-		int stuck = pool_held_for_good(self);
-		if (stuck < 0)
-			return NULL;
-		if (stuck) {
-			/* Unless the run has ended meanwhile: then the answer is the end, not an error. */
-			rf_batch *b = NULL;
-			int rc = rf_pipeline_next_timeout(self->p, &b, 0);
-			if (rc == 0)
-				return new_batch(self, b);
-			if (rc == RF_EOF) {
-				maybe_free(self);
-				Py_RETURN_NONE;
-			}
-			char msg[256];
+		/*
+		 * Every batch of the pool held by Python objects, and none given back
+		 * for POOL_STALL_MS: whoever holds them is not about to (one thread
+		 * holding the whole pool would wait for ever). Threads that work and
+		 * release keep resetting the clock; the end of the data still comes
+		 * through the waits below.
+		 */
+		uint64_t now = monotonic_ns();
+		if (!self->pool || (size_t)self->live_batches < self->pool)
+			stalled_since = 0;
+		else if (!stalled_since)
+			stalled_since = now;
+		uint64_t since = stalled_since > self->last_release_ns ? stalled_since : self->last_release_ns;
+		if (stalled_since && now - since >= (uint64_t)POOL_STALL_MS * 1000000u) {
+			char msg[320];
 			snprintf(msg, sizeof(msg),
-				 "all %zu batches of the pool are held by Python objects: release batches (or "
-				 "copy their arrays) before asking for the next one, or raise "
-				 "pipeline.prefetch_batches",
-				 self->pool);
+				 "all %zu batches of the pool have been held by Python objects for %d ms with none "
+				 "given back: release batches (or copy their arrays) before asking for the next one, "
+				 "or raise pipeline.prefetch_batches",
+				 self->pool, POOL_STALL_MS);
 			return raise_code(RF_ESTATE, msg);
 		}
 		rf_batch *b = NULL;
@@ -565,6 +517,7 @@ static void give_back(BatchObject *self)
 	rf_batch_release(self->b);
 	self->b = NULL;
 	self->owner->live_batches--;
+	self->owner->last_release_ns = monotonic_ns();
 	maybe_free(self->owner);
 }
 

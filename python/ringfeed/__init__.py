@@ -18,8 +18,8 @@ Zero copy, and safe: ``batch.array`` is a numpy view of the batch tensor. The ba
 the pipeline's fixed pool when the Batch and every array viewing it are gone (or at
 ``batch.release()``, which raises BufferError while views are alive), so keep a copy
 (``batch.array.copy()``) of anything you hold beyond the loop body: held batches stall the
-pipeline, and asking for a batch while the whole pool is held, with no other Python thread left
-to give one back, raises ringfeed.Error (while another thread runs, next() waits for it).
+pipeline, and asking for a batch while the whole pool is held raises ringfeed.Error once none has
+been given back for 2 s (threads that work and release keep it waiting).
 
 The GIL is released while the pipeline waits and works; Ctrl-C interrupts a wait.
 """

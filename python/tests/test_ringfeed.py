@@ -478,6 +478,22 @@ class Threads(Data):
                 pipe.next()
             self.assertEqual(cm.exception.code, RF_ESTATE)
 
+    def test_the_whole_pool_held_raises_with_an_idle_thread_around(self):
+        """Another Python thread that never touches the pipeline does not turn the error into a hang."""
+        stop = threading.Event()
+        idle = threading.Thread(target=stop.wait, daemon=True)
+        idle.start()
+        try:
+            with ringfeed.Pipeline(self.photo_files, batch_size=2, decoder_threads=1) as pipe:
+                kept = []
+                with self.assertRaises(ringfeed.Error) as cm:
+                    while True:
+                        kept.append(pipe.next())
+                self.assertEqual(cm.exception.code, RF_ESTATE)
+                self.assertEqual(len(kept), pipe.stats()["batch_pool"])
+        finally:
+            stop.set()
+
     def test_a_prefetch_thread_feeding_the_main_thread(self):
         """One thread only calls next() into a queue; the main thread works and releases."""
         import queue
