@@ -296,10 +296,10 @@ static int spawn(rf_pipeline *p, void *(*fn)(void *), rf__stage_counters *st)
 	return 0;
 }
 
-/* The run's end, once: wall time stops here, and so does the time of batches still held. */
+/* The run's end, once: wall time stops here, and so does every interval of the inference stage. */
 static void mark_ended(rf_pipeline *p)
 {
-	rf__stage_end_held(&p->stage[RF_STAGE_INFER], &p->end_ns);
+	rf__stage_end(&p->stage[RF_STAGE_INFER], &p->end_ns);
 }
 
 /* Wakes and stops every stage; may run twice (cancel and a start it overlapped), harmlessly. */

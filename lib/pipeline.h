@@ -66,7 +66,7 @@ typedef struct rf__stage_counters {
 	pthread_mutex_t wait_lock; /* also taken to add a finished one, so snapshots see each whole */
 	int waiting[RF__WAIT_KINDS];
 	uint64_t waiting_since[RF__WAIT_KINDS];
-	uint64_t held_cap; /* the run's end, once it ended: RF__HELD time stops there (under wait_lock) */
+	uint64_t end_cap; /* the run's end, once it ended: every interval stops there (under wait_lock) */
 } rf__stage_counters;
 
 /* A parsed rf_pipeline_resume state: where to start and what it was made for. */
@@ -214,14 +214,17 @@ uint64_t rf__wait_begin(rf__stage_counters *st, enum rf__wait_kind kind);
 void rf__wait_end(rf__stage_counters *st, enum rf__wait_kind kind, uint64_t since);
 /*
  * Sets *end_ns (the run's end, now) unless set, and from then on ends every
- * RF__HELD interval of st there, all under st's lock so that no snapshot sees
- * held time go back. Returns the end.
+ * interval of st there, all under st's lock so that no snapshot sees time go
+ * back: a batch kept past the end, or a call to rf_pipeline_next after it, is
+ * not the run's time. Returns the end.
  */
-uint64_t rf__stage_end_held(rf__stage_counters *st, _Atomic uint64_t *end_ns);
+uint64_t rf__stage_end(rf__stage_counters *st, _Atomic uint64_t *end_ns);
+/* The run's end if rf__stage_end set it, else now: read under st's lock, so never after an end set later. */
+uint64_t rf__stage_stop(rf__stage_counters *st, _Atomic uint64_t *end_ns);
 /*
  * Thread lifetimes and the time spent in each kind of interval (ns) of st
- * now, those in progress included (RF__HELD ones only up to the run's end,
- * once rf__stage_end_held set it); returns that now. One lock with
+ * now, those in progress included (only up to the run's end, once
+ * rf__stage_end set it); returns that now. One lock with
  * rf__wait_* and rf__stage_thread_*: a snapshot never sees half a change.
  */
 uint64_t rf__stage_times(rf__stage_counters *st, uint64_t *alive, uint64_t spent[RF__WAIT_KINDS]);

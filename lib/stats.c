@@ -26,16 +26,16 @@ static double seconds(_Atomic uint64_t *ns)
  * Every time is read under the lock, so a snapshot's now falls after the
  * start of every wait it counts and before the start of any it does not.
  */
-/* Under wait_lock: t, or the run's end for a batch held from after it (its time is not the run's). */
-static uint64_t capped(const rf__stage_counters *st, enum rf__wait_kind kind, uint64_t t)
+/* Under wait_lock: t, or the run's end once t is past it (what comes after is not the run's time). */
+static uint64_t capped(const rf__stage_counters *st, uint64_t t)
 {
-	return kind == RF__HELD && st->held_cap && st->held_cap < t ? st->held_cap : t;
+	return st->end_cap && st->end_cap < t ? st->end_cap : t;
 }
 
 uint64_t rf__wait_begin(rf__stage_counters *st, enum rf__wait_kind kind)
 {
 	pthread_mutex_lock(&st->wait_lock);
-	uint64_t t = capped(st, kind, rf__now_ns());
+	uint64_t t = capped(st, rf__now_ns());
 	st->waiting[kind]++;
 	st->waiting_since[kind] += t;
 	pthread_mutex_unlock(&st->wait_lock);
@@ -45,24 +45,33 @@ uint64_t rf__wait_begin(rf__stage_counters *st, enum rf__wait_kind kind)
 void rf__wait_end(rf__stage_counters *st, enum rf__wait_kind kind, uint64_t since)
 {
 	pthread_mutex_lock(&st->wait_lock);
-	uint64_t now = capped(st, kind, rf__now_ns());
+	uint64_t now = capped(st, rf__now_ns());
 	st->waiting[kind]--;
 	st->waiting_since[kind] -= since;
 	rf__count(&st->spent_ns[kind], now > since ? now - since : 0);
 	pthread_mutex_unlock(&st->wait_lock);
 }
 
-uint64_t rf__stage_end_held(rf__stage_counters *st, _Atomic uint64_t *end_ns)
+uint64_t rf__stage_end(rf__stage_counters *st, _Atomic uint64_t *end_ns)
 {
 	pthread_mutex_lock(&st->wait_lock);
 	uint64_t end = atomic_load(end_ns);
 	if (!end) {
 		end = rf__now_ns();
 		atomic_store(end_ns, end);
-		st->held_cap = end;
+		st->end_cap = end;
 	}
 	pthread_mutex_unlock(&st->wait_lock);
 	return end;
+}
+
+uint64_t rf__stage_stop(rf__stage_counters *st, _Atomic uint64_t *end_ns)
+{
+	pthread_mutex_lock(&st->wait_lock);
+	uint64_t end = atomic_load(end_ns);
+	uint64_t stop = end ? end : rf__now_ns();
+	pthread_mutex_unlock(&st->wait_lock);
+	return stop;
 }
 
 uint64_t rf__stage_thread_start(rf__stage_counters *st)
@@ -86,14 +95,14 @@ void rf__stage_thread_exit(rf__stage_counters *st, uint64_t started)
 
 /*
  * Under wait_lock: lifetimes and time spent per rf__wait_kind at now, open
- * intervals included (held batches up to the run's end, once it ended).
+ * intervals included (up to the run's end, once it ended).
  */
 static void times_at(const rf__stage_counters *st, uint64_t now, uint64_t *alive, uint64_t spent[RF__WAIT_KINDS])
 {
 	*alive = atomic_load(&st->lifetime_ns) + rf__open_ns((uint64_t)st->running, now, st->running_since);
 	for (int k = 0; k < RF__WAIT_KINDS; k++)
 		spent[k] = atomic_load(&st->spent_ns[k]) +
-			   rf__open_ns((uint64_t)st->waiting[k], capped(st, k, now), st->waiting_since[k]);
+			   rf__open_ns((uint64_t)st->waiting[k], capped(st, now), st->waiting_since[k]);
 }
 
 void rf__stage_look(rf__stage_counters *st, uint64_t now, uint64_t *alive, uint64_t spent[RF__WAIT_KINDS])
@@ -158,9 +167,7 @@ int rf_pipeline_stats(rf_pipeline *p, rf_stats *out)
 		return 0; /* names and zeros: nothing has run */
 	/* A resumed run delivers what comes after its position. */
 	out->total = p->sampler.total - (p->resume.set ? p->resume.position : 0);
-	uint64_t now = rf__now_ns();
-	uint64_t end = atomic_load(&p->end_ns);
-	uint64_t stop = end ? end : now;
+	uint64_t stop = rf__stage_stop(&p->stage[RF_STAGE_INFER], &p->end_ns);
 	rf__batcher *b = &p->batcher;
 	pthread_mutex_lock(&b->lock);
 	out->ok = b->ok;

@@ -1284,6 +1284,32 @@ Test(pipeline, a_batch_kept_after_the_end_is_not_busy_time_of_the_run, .timeout 
 	free(dir);
 }
 
+/* Asking for batches after the end is not waiting for one: the run's starved time stays put. */
+Test(pipeline, calls_after_the_end_are_not_starved_time_of_the_run, .timeout = 60)
+{
+	char *dir = make_dataset(20);
+	rf_config cfg;
+	base_config(&cfg);
+	cfg.batch.size = 4;
+	rf_pipeline *p = open_started(&cfg, dir);
+	rf_batch *b;
+	while (rf_pipeline_next(p, &b) == 0)
+		rf_batch_release(b);
+	rf_stats at_end, later;
+	cr_assert_eq(rf_pipeline_stats(p, &at_end), 0);
+	for (int i = 0; i < 20000; i++)
+		cr_assert_eq(rf_pipeline_next(p, &b), RF_EOF);
+	cr_assert_eq(rf_pipeline_next_timeout(p, &b, 50), RF_EOF);
+	cr_assert_eq(rf_pipeline_stats(p, &later), 0);
+	double s0 = at_end.stages[RF_STAGE_INFER].starved_seconds, s1 = later.stages[RF_STAGE_INFER].starved_seconds;
+	cr_assert_eq(s1, s0, "starved went from %.6f to %.6f s after the end", s0, s1);
+	cr_assert_eq(later.wall_seconds, at_end.wall_seconds);
+	cr_assert_eq(later.starved_fraction, at_end.starved_fraction);
+	rf_pipeline_close(p);
+	tfs_rmtree(dir);
+	free(dir);
+}
+
 /*
  * Held time stops at the run's end: a batch kept past it, or handed out just
  * after it (a cancel between a pop and the hand-over), adds nothing, and
@@ -1297,8 +1323,8 @@ Test(pipeline, held_time_stops_at_the_end_and_never_goes_back)
 	uint64_t alive, spent[RF__WAIT_KINDS];
 	uint64_t a = rf__wait_begin(&st, RF__HELD);
 	usleep(20 * 1000);
-	uint64_t e = rf__stage_end_held(&st, &end);
-	cr_assert_eq(rf__stage_end_held(&st, &end), e, "the end is set once");
+	uint64_t e = rf__stage_end(&st, &end);
+	cr_assert_eq(rf__stage_end(&st, &end), e, "the end is set once");
 	usleep(20 * 1000);
 	rf__stage_times(&st, &alive, spent);
 	uint64_t at_end = spent[RF__HELD];

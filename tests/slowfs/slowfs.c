@@ -13,9 +13,14 @@
  * --delay-ms sets all three delays; the others override one each (fractions
  * allowed; lookup pays the getattr delay). Like a server, slowfs does the work
  * at once and holds the answer back: requests are taken by --threads threads
- * (default 4, started as needed and then kept; a handler never sleeps), and
+ * (default 2, started as needed and then kept; a handler never sleeps), and
  * one thread sends each answer when it is due, so any number of requests wait
  * concurrently at the cost of a heap entry each, not of a sleeping thread.
+ * Two threads take requests by default: as no handler waits, more only add
+ * wake-ups (each idle thread is woken for a request of its own, where a busy
+ * one reads the next request without sleeping): at 2 ms, 3000 files cost
+ * slowfs 0.35 s of CPU with 4 threads, 0.28 s with 2 and 0.27 s with 1. The
+ * second thread takes requests while the first waits on a cold disk.
  * Without --cache the kernel caches nothing (no attribute, entry or page
  * cache; every read goes to slowfs), so every lookup, open and read pays its
  * delay, as on storage with no client cache: a file costs 4 requests (LOOKUP,
@@ -610,7 +615,7 @@ int main(int argc, char **argv)
 {
 	/* FUSE gets: program, MOUNTPOINT, -o options, then whatever we do not know. */
 	char **fargv = calloc((size_t)argc + 4, sizeof(char *));
-	int fargc = 0, threads = 4;
+	int fargc = 0, threads = 2;
 	bool batch = false;
 	const char *source = NULL;
 	if (!fargv)
