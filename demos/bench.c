@@ -29,7 +29,6 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <dirent.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -41,6 +40,7 @@
 #include <unistd.h>
 
 #include "decode.h"
+#include "source.h"
 #include "ringfeed/ringfeed.h"
 
 #define EXIT_RUNTIME 1
@@ -48,11 +48,6 @@
 #define MAX_THREAD_COUNTS 16
 
 enum { SYS_RINGFEED = 1, SYS_HAND = 2, SYS_CANCEL = 4 };
-
-struct files {
-	char **path;
-	size_t count, cap;
-};
 
 struct options {
 	int systems;
@@ -64,7 +59,8 @@ struct options {
 	bool push;
 	char **sets;
 	int set_count;
-	struct files files;
+	const char **inputs; /* PATH arguments, expanded once the config is known */
+	int input_count;
 };
 
 /* One measurement; rf is filled for ringfeed runs only. */
@@ -109,123 +105,32 @@ static double cpu_s(void)
 
 /* ---- file list ------------------------------------------------------------ */
 
-static int files_push(struct files *f, const char *path)
-{
-	if (f->count == f->cap) {
-		size_t cap = f->cap ? 2 * f->cap : 1024;
-		char **p = realloc(f->path, cap * sizeof(*p));
-		if (!p)
-			return -1;
-		f->path = p;
-		f->cap = cap;
-	}
-	if (!(f->path[f->count] = strdup(path)))
-		return -1;
-	f->count++;
-	return 0;
-}
-
-static void files_free(struct files *f)
-{
-	for (size_t i = 0; i < f->count; i++)
-		free(f->path[i]);
-	free(f->path);
-	*f = (struct files){0};
-}
-
-/* Byte order, as ringfeed sorts a directory (alphasort would follow the locale). */
-static int by_name(const struct dirent **a, const struct dirent **b)
-{
-	return strcmp((*a)->d_name, (*b)->d_name);
-}
-
-/* Directories on the current walk path (device, inode), to stop at a link back to one of them. */
-struct ancestors {
-	dev_t dev[64];
-	ino_t ino[64];
-	int depth;
-};
-
 /*
- * The files rf_pipeline_add takes from a directory (lib/source.c): entries in
- * name order, hidden names skipped, links followed unless they lead back to a
- * directory on the current path, everything that is not a directory kept,
- * readable or not (the loaders judge it).
+ * The inputs, expanded as rf_pipeline_add expands them (lib/source.c itself:
+ * directories walked in name order, source.extensions applied, @LIST files),
+ * so that both systems time the same files a `ringfeed run` of the same
+ * inputs would take.
  */
-static int walk(struct files *f, const char *dir, struct ancestors *up)
+static int expand_inputs(const struct options *o, const rf_config *cfg, rf__source *files)
 {
-	struct dirent **names;
-	int n = scandir(dir, &names, NULL, by_name);
-	if (n < 0)
-		return -1;
-	int rc = 0;
-	for (int i = 0; i < n; i++) {
-		char *path = NULL;
-		bool slash = dir[0] && dir[strlen(dir) - 1] == '/';
-		if (rc == 0 && names[i]->d_name[0] != '.' &&
-		    asprintf(&path, slash ? "%s%s" : "%s/%s", dir, names[i]->d_name) < 0)
-			rc = -1;
-		struct stat st;
-		if (path && stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-			bool loop = false;
-			for (int k = 0; k < up->depth; k++)
-				loop |= up->dev[k] == st.st_dev && up->ino[k] == st.st_ino;
-			if (!loop && up->depth == 64) {
-				errno = ELOOP; /* deeper than ringfeed walks either: its limit, as a loop */
-				rc = -1;
-			} else if (!loop) {
-				up->dev[up->depth] = st.st_dev;
-				up->ino[up->depth++] = st.st_ino;
-				rc = walk(f, path, up);
-				up->depth--;
-			}
-		} else if (path) {
-			rc = files_push(f, path);
+	rf__source_init(files, cfg->source.extensions);
+	for (int i = 0; i < o->input_count; i++) {
+		int rc = rf__source_add(files, o->inputs[i]);
+		if (rc != 0) {
+			fprintf(stderr, "ringfeed-bench: %s\n", rc == RF_ENOMEM ? "out of memory" : files->error);
+			return -1;
 		}
-		free(path);
-		free(names[i]);
 	}
-	free(names);
-	return rc;
-}
-
-static int add_dir(struct files *f, const char *dir)
-{
-	struct stat st;
-	if (stat(dir, &st) != 0)
-		return -1;
-	struct ancestors up = {.dev = {st.st_dev}, .ino = {st.st_ino}, .depth = 1};
-	return walk(f, dir, &up);
-}
-
-static int add_list(struct files *f, const char *list)
-{
-	FILE *in = fopen(list, "r");
-	if (!in)
-		return -1;
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t n;
-	int rc = 0;
-	while (rc == 0 && (n = getline(&line, &cap, in)) >= 0) {
-		while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-			line[--n] = '\0';
-		if (n > 0 && line[0] != '#') /* as in a list given to ringfeed itself */
-			rc = files_push(f, line);
+	if (o->limit && files->count > o->limit) {
+		for (size_t i = o->limit; i < files->count; i++)
+			free(files->paths[i]);
+		files->count = o->limit;
 	}
-	free(line);
-	fclose(in);
-	return rc;
-}
-
-static int add_input(struct files *f, const char *input)
-{
-	struct stat st;
-	if (input[0] == '@')
-		return add_list(f, input + 1);
-	if (stat(input, &st) == 0 && S_ISDIR(st.st_mode))
-		return add_dir(f, input);
-	return files_push(f, input);
+	if (files->count == 0) {
+		fprintf(stderr, "ringfeed-bench: no input files\n");
+		return -1;
+	}
+	return 0;
 }
 
 /* Reads the whole of path, a regular file, into *buf (grown as needed); its length, or -1. */
@@ -260,12 +165,12 @@ static ssize_t read_file(const char *path, uint8_t **buf, size_t *cap)
 }
 
 /* Puts every file in the page cache, so no run pays for storage. */
-static void warm_cache(const struct files *f)
+static void warm_cache(const rf__source *f)
 {
 	uint8_t *buf = NULL;
 	size_t cap = 0;
 	for (size_t i = 0; i < f->count; i++)
-		read_file(f->path[i], &buf, &cap);
+		read_file(f->paths[i], &buf, &cap);
 	free(buf);
 }
 
@@ -308,7 +213,7 @@ static int drain(rf_pipeline *p, bool push, struct tally *t)
  * Timed from the call to rf_pipeline_start (which sizes and allocates; rf_stats
  * times start from after that) to the end of the data.
  */
-static int run_ringfeed(const rf_config *base, const struct files *f, int threads, bool push,
+static int run_ringfeed(const rf_config *base, const rf__source *f, int threads, bool push,
 			struct result *r)
 {
 	rf_config cfg = *base;
@@ -316,7 +221,7 @@ static int run_ringfeed(const rf_config *base, const struct files *f, int thread
 	rf_pipeline *p = NULL;
 	int rc = rf_pipeline_create(&p, &cfg);
 	for (size_t i = 0; rc == 0 && i < f->count; i++)
-		rc = rf_pipeline_add(p, f->path[i]);
+		rc = rf_pipeline_add(p, f->paths[i]);
 	struct tally t = {0};
 	double t0 = now_s(), c0 = cpu_s();
 	if (rc == 0)
@@ -345,7 +250,7 @@ struct hand_worker {
 	pthread_t thread;
 	const rf_config *cfg;
 	const rf__converter *cv;
-	const struct files *files;
+	const rf__source *files;
 	size_t begin, end;
 	unsigned long long ok, failed;
 	int rc;
@@ -363,7 +268,7 @@ static void *hand_main(void *arg)
 	char reason[200];
 	w->rc = hwc && batch ? rf__decoder_create(&d, cfg) : RF_ENOMEM;
 	for (size_t i = w->begin; w->rc == 0 && i < w->end; i++) {
-		ssize_t len = read_file(w->files->path[i], &buf, &cap);
+		ssize_t len = read_file(w->files->paths[i], &buf, &cap);
 		if (len < 0 || rf__decode_image(d, buf, (size_t)len, hwc, reason, sizeof(reason)) != 0) {
 			w->failed++;
 			continue;
@@ -380,7 +285,7 @@ static void *hand_main(void *arg)
 }
 
 /* Timed from the first thread's creation to the last one's join. */
-static int run_hand(const rf_config *cfg, const struct files *f, int threads, struct result *r)
+static int run_hand(const rf_config *cfg, const rf__source *f, int threads, struct result *r)
 {
 	struct hand_worker *w = calloc((size_t)threads, sizeof(*w));
 	rf__converter *cv = malloc(sizeof(*cv));
@@ -429,7 +334,7 @@ static void print_line(cJSON *o)
 enum { CANCEL_RUNS = 10 };
 
 /* One run stopped after `after` batches; prints its JSON line. 0 or an RF_ code. */
-static int run_cancel(const rf_config *base, const struct files *f, int threads, int round, int after)
+static int run_cancel(const rf_config *base, const rf__source *f, int threads, int round, int after)
 {
 	rf_config cfg = *base;
 	cfg.decoder.threads = threads;
@@ -437,7 +342,7 @@ static int run_cancel(const rf_config *base, const struct files *f, int threads,
 	rf_batch *b;
 	int rc = rf_pipeline_create(&p, &cfg);
 	for (size_t i = 0; rc == 0 && i < f->count; i++)
-		rc = rf_pipeline_add(p, f->path[i]);
+		rc = rf_pipeline_add(p, f->paths[i]);
 	if (rc == 0)
 		rc = rf_pipeline_start(p);
 	for (int got = 0; rc == 0 && got < after && (rc = rf_pipeline_next(p, &b)) == 0; got++)
@@ -578,7 +483,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 {
 	*o = (struct options){
 		.systems = SYS_RINGFEED | SYS_HAND, .threads = {1, 2}, .thread_counts = 2, .repeat = 3};
-	if (!(o->sets = calloc((size_t)argc, sizeof(char *))))
+	if (!(o->sets = calloc((size_t)argc, sizeof(char *))) || !(o->inputs = calloc((size_t)argc, sizeof(char *))))
 		return -1;
 	for (int i = 1; i < argc; i++) {
 		if (argv[i][0] == '-' && argv[i][1] == '-') {
@@ -588,17 +493,11 @@ static int parse_args(int argc, char **argv, struct options *o)
 				return -1;
 			}
 			i += used - 1;
-		} else if (add_input(&o->files, argv[i]) != 0) {
-			fprintf(stderr, "ringfeed-bench: cannot read %s: %s\n", argv[i], strerror(errno));
-			return -1;
+		} else {
+			o->inputs[o->input_count++] = argv[i];
 		}
 	}
-	if (o->limit && o->files.count > o->limit) {
-		for (size_t i = o->limit; i < o->files.count; i++)
-			free(o->files.path[i]);
-		o->files.count = o->limit;
-	}
-	if (o->files.count == 0) {
+	if (o->input_count == 0) {
 		fprintf(stderr, "ringfeed-bench: no input files\n");
 		return -1;
 	}
@@ -637,7 +536,7 @@ static int build_config(const struct options *o, rf_config *cfg)
 }
 
 /* Round by round, every system at every thread count. Returns the exit status. */
-static int bench(const struct options *o, const rf_config *cfg)
+static int bench(const struct options *o, const rf_config *cfg, const rf__source *files)
 {
 	for (int round = 0; round < o->repeat; round++) {
 		for (int sys = SYS_RINGFEED; sys <= SYS_CANCEL; sys <<= 1) {
@@ -646,17 +545,17 @@ static int bench(const struct options *o, const rf_config *cfg)
 				int rc = 0;
 				if (sys == SYS_CANCEL) {
 					for (int k = 0; rc == 0 && k < CANCEL_RUNS; k++)
-						rc = run_cancel(cfg, &o->files, r.threads, r.round, k);
+						rc = run_cancel(cfg, files, r.threads, r.round, k);
 					if (rc != 0)
 						return EXIT_RUNTIME;
 					continue;
 				}
 				if (sys == SYS_RINGFEED) {
 					r.system = "ringfeed";
-					rc = run_ringfeed(cfg, &o->files, r.threads, o->push, &r);
+					rc = run_ringfeed(cfg, files, r.threads, o->push, &r);
 				} else {
 					r.system = "hand";
-					rc = run_hand(cfg, &o->files, r.threads, &r);
+					rc = run_hand(cfg, files, r.threads, &r);
 				}
 				if (rc != 0)
 					return EXIT_RUNTIME;
@@ -671,6 +570,7 @@ int main(int argc, char **argv)
 {
 	struct options o;
 	rf_config cfg;
+	rf__source files = {0};
 	int status = EXIT_USAGE;
 	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
 		usage(stdout);
@@ -680,12 +580,13 @@ int main(int argc, char **argv)
 		usage(stderr);
 		goto out;
 	}
-	if (build_config(&o, &cfg) != 0)
+	if (build_config(&o, &cfg) != 0 || expand_inputs(&o, &cfg, &files) != 0)
 		goto out;
-	warm_cache(&o.files);
-	status = bench(&o, &cfg);
+	warm_cache(&files);
+	status = bench(&o, &cfg, &files);
 out:
-	files_free(&o.files);
+	rf__source_destroy(&files);
 	free(o.sets);
+	free(o.inputs);
 	return status;
 }

@@ -412,7 +412,8 @@ Test(cli, mpirun_ranks_get_disjoint_complete_shards, .timeout = 120)
  * ringfeed-bench times its systems on the inputs ringfeed itself takes: links
  * followed (a link to an ancestor not, a link to a sibling directory walked
  * again), list comments skipped, a FIFO failed rather than waited on (in the
- * warm-up and in the hand loop) and a dangling link failed.
+ * warm-up and in the hand loop), a dangling link failed, and only the
+ * source.extensions of the config in a directory.
  */
 Test(cli, bench_takes_the_inputs_ringfeed_takes, .timeout = 120)
 {
@@ -420,15 +421,16 @@ Test(cli, bench_takes_the_inputs_ringfeed_takes, .timeout = 120)
 	char *cmd = NULL;
 	cr_assert_gt(asprintf(&cmd,
 			      "cd '%s' && mkdir -p img/sub && ln -s ../sample-00001.jpg img/sub/link.jpg && ln -s .. img/sub/up "
-			      "&& ln -s sub img/twin && ln -s nowhere img/dangling.jpg && mkfifo img/fifo.jpg && "
+			      "&& ln -s sub img/twin && ln -s nowhere img/dangling.jpg && mkfifo img/fifo.jpg && echo hi > img/notes.txt && "
 			      "printf '# photos\\n%s/img/sample-00000.jpg\\n' > list.txt",
 			      dir, dir),
 		     0);
 	cr_assert_eq(system(cmd), 0);
 	free(cmd);
-	const char *inputs[] = {"img", "@list.txt"};
-	const int images[] = {5, 1}, failed[] = {2, 0}; /* 3 samples, sub/link.jpg and twin/link.jpg */
-	for (int i = 0; i < 2; i++) {
+	const char *inputs[] = {"img", "@list.txt", "--set source.extensions=jpg img"};
+	/* 3 samples, sub/link.jpg and twin/link.jpg; failed: the link, the FIFO and (unless filtered) notes.txt */
+	const int images[] = {5, 1, 5}, failed[] = {3, 0, 2};
+	for (int i = 0; i < 3; i++) {
 		cr_assert_gt(asprintf(&cmd, "cd '%s' && timeout 30 '%s' --system ringfeed,hand --repeat 1 --threads 1 %s",
 				      dir, RF_BENCH_PATH, inputs[i]),
 			     0);
