@@ -64,8 +64,14 @@ static void paint(unsigned char *px, int w, int h, uint64_t *rng)
 
 int main(int argc, char **argv)
 {
-	if (argc < 2 || argc > 4) {
-		fprintf(stderr, "usage: ringfeed-samples DIR [COUNT=200] [SEED=1]\n");
+	static const char usage[] = "usage: ringfeed-samples DIR [COUNT=200] [SEED=1]\n";
+	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+		fputs(usage, stdout);
+		return 0;
+	}
+	/* An option is not a directory name: "--help" or "-n" would otherwise become one. */
+	if (argc < 2 || argc > 4 || argv[1][0] == '-') {
+		fputs(usage, stderr);
 		return 2;
 	}
 	const char *dir = argv[1];

@@ -6,7 +6,8 @@
  *                [--resume FILE] [--list FILE] [--trace FILE] [--quiet] PATH...
  *
  * Exit status: 0 the run completed (failed items allowed under on_error = skip),
- * 1 runtime failure, 2 usage or config error, 130 interrupted.
+ * 1 runtime failure, 2 usage or config error (or an input, list or output file
+ * that cannot be opened before the run), 130 interrupted.
  */
 #include <errno.h>
 #include <signal.h>
@@ -53,7 +54,7 @@ static void usage(FILE *out)
 		"Consumers: stats = per-channel mean/std of the output (default), null = release at once,\n"
 		"sleep = wait N ms per batch (an accelerator), spin = burn N ms of CPU per batch.\n"
 		"--trace FILE: CSV every 100 ms of queue depths and per-stage rates (scripts/plot_trace.sh).\n"
-		"Exit status: 0 completed, 1 runtime failure, 2 usage or config error, 130 interrupted.\n");
+		"Exit status: 0 completed, 1 runtime failure, 2 usage, config or input error, 130 interrupted.\n");
 }
 
 /* The options of run that take a value (--quiet and -- take none). */

@@ -14,8 +14,9 @@
  * bounded: past PENDING_ERRORS_MAX they go out in a batch of their own when
  * no batch has images waiting. A batch with images is not cut short for them
  * (every batch but an epoch's last is full) unless PENDING_ERRORS_HARD
- * failures in a row pile up behind it (about 4 MB of records); then it ships
- * short, and under drop_last its images are dropped (counted).
+ * failures pile up since the last seal (about 4 MB of records; a run of them,
+ * or with batch.size over it, failures spread among the images); then it
+ * ships short, and under drop_last its images are dropped (counted).
  */
 #define PENDING_ERRORS_MAX 1024
 #define PENDING_ERRORS_HARD 16384
@@ -160,8 +161,6 @@ static void ship_ready(rf_pipeline *p)
 			continue;
 		}
 		b->shipped++;
-		b->ok += head->count;
-		b->failed += head->errors.count;
 		uint64_t zero = 0;
 		atomic_compare_exchange_strong(&p->first_batch_ns, &zero, rf__now_ns());
 	}
@@ -346,6 +345,15 @@ void rf__batcher_release(rf__batcher *b, rf_batch *batch)
 	pthread_mutex_lock(&b->lock);
 	b->free[b->free_count++] = batch;
 	pthread_cond_signal(&b->batch_free);
+	pthread_mutex_unlock(&b->lock);
+}
+
+void rf__batcher_hand_out(rf__batcher *b, const rf_batch *batch)
+{
+	pthread_mutex_lock(&b->lock);
+	b->handed++;
+	b->ok += batch->count;
+	b->failed += batch->errors.count;
 	pthread_mutex_unlock(&b->lock);
 }
 

@@ -68,8 +68,12 @@ typedef struct rf__batcher {
 
 	rf__error_list pending; /* failures not yet attached to a batch */
 	rf__queue ready;
-	/* Delivery counters, under lock. */
-	uint64_t ok, failed, dropped, shipped;
+	/*
+	 * Counters, under lock: batches shipped to the ready queue (their
+	 * numbers), images dropped by drop_last, and what the consumer was
+	 * handed (rf__batcher_hand_out): batches, images, error records.
+	 */
+	uint64_t shipped, dropped, handed, ok, failed;
 } rf__batcher;
 
 /*
@@ -97,5 +101,7 @@ void rf__batcher_finish(rf_pipeline *p);
 void rf__batcher_cancel(rf__batcher *b);
 /* A consumer gives a batch back. */
 void rf__batcher_release(rf__batcher *b, rf_batch *batch);
+/* batch, taken from the ready queue, goes to the consumer: counted as delivered. */
+void rf__batcher_hand_out(rf__batcher *b, const rf_batch *batch);
 
 #endif

@@ -86,7 +86,7 @@ static const struct key_def keys[] = {
 	 "MiB for batches, staging and file buffers; 0 = no cap"},
 	{"pipeline.on_error", K_ENUM, OFF(pipeline.on_error), 0, 0, 0, on_errors, "skip|fail"},
 	{"pipeline.prefetch_batches", K_INT, OFF(pipeline.prefetch_batches), 1, 64, 0, NULL,
-	 "ready batches kept ahead"},
+	 "batches that can wait ready beyond those filled and held"},
 	{"pipeline.queue_depth", K_INT_AUTO, OFF(pipeline.queue_depth), 1, 65536, 0, NULL,
 	 "decode queue capacity or auto"},
 	{"source.extensions", K_STRING, OFF(source.extensions), 0, 0, 0, NULL,
@@ -198,7 +198,8 @@ static int set_value(rf_config *cfg, const struct key_def *k, const char *value,
 		unsigned long long u = strtoull(value, &end, 10);
 		if (errno || end == value || *end || !isdigit((unsigned char)value[0]) ||
 		    u < (unsigned long long)k->min)
-			return fail(err, err_len, "%s: expected a positive integer, got '%s'", k->name, value);
+			return fail(err, err_len, "%s: expected %s integer, got '%s'", k->name,
+				    k->min ? "a positive" : "a non-negative", value);
 		*(uint64_t *)field = u;
 		return 0;
 	}

@@ -402,6 +402,7 @@ static int next_batch(rf_pipeline *p, rf_batch **out, int64_t timeout_ns)
 	if (rc != 0)
 		return stopped_code(p);
 	rf_batch *b = v;
+	rf__batcher_hand_out(&p->batcher, b);
 	b->handed_ns = rf__wait_begin(st, RF__HELD); /* busy from now until rf_batch_release */
 	/* Batches leave the ready queue in order; with several pullers keep the furthest. */
 	uint64_t seen = atomic_load(&p->delivered_position);

@@ -173,7 +173,7 @@ int rf_pipeline_stats(rf_pipeline *p, rf_stats *out)
 	out->ok = b->ok;
 	out->failed = b->failed;
 	out->dropped = b->dropped;
-	out->batches = b->shipped;
+	out->batches = b->handed;
 	pthread_mutex_unlock(&b->lock);
 	out->batch_pool = b->batch_count;
 	out->tuned.decoder_threads = atomic_load(&p->tune.active[RF__KNOB_DECODER]);

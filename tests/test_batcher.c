@@ -49,13 +49,14 @@ static rf__item **take_items(rf_pipeline *p, size_t n, const bool *failing)
 	return items;
 }
 
-/* Pops every shipped batch; checks slot pixels match their indices. Returns them in order. */
+/* Pops every shipped batch and hands it out; checks slot pixels match their indices. Returns them in order. */
 static size_t drain(rf_pipeline *p, rf_batch **out, size_t max)
 {
 	size_t n = 0;
 	void *v;
 	while (rf__queue_try_pop(&p->batcher.ready, &v) == 0) {
 		rf_batch *b = v;
+		rf__batcher_hand_out(&p->batcher, b);
 		cr_assert_lt(n, max);
 		for (size_t i = 0; i < rf_batch_count(b); i++) {
 			const uint8_t *px = (const uint8_t *)rf_batch_data(b) + i * rf_batch_slot_bytes(b);

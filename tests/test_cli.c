@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -522,6 +523,34 @@ Test(cli, list_and_errors_in_delivery_order_with_infer_threads, .timeout = 120)
 	free(list);
 	free(errors);
 	free(args);
+	tfs_rmtree(dir);
+	free(dir);
+}
+
+/* ringfeed-samples --help prints its usage and makes nothing; an option is not taken for DIR. */
+Test(cli, samples_help_makes_no_directory)
+{
+	char *dir = tfs_mkdtemp();
+	static const char *const args[] = {"--help", "-n"};
+	static const int status_of[] = {0, 2};
+	for (int i = 0; i < 2; i++) {
+		char *cmd = NULL;
+		cr_assert_gt(asprintf(&cmd, "cd '%s' && '%s' %s >out 2>&1", dir, RF_SAMPLES_PATH, args[i]), 0);
+		int status = system(cmd);
+		cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == status_of[i], "%s: exit %d", args[i],
+			  WEXITSTATUS(status));
+		char *made = tfs_path(dir, args[i]), *out = tfs_path(dir, "out");
+		struct stat st;
+		cr_assert_neq(stat(made, &st), 0, "%s made a directory", args[i]);
+		FILE *f = fopen(out, "r");
+		char line[256] = "";
+		cr_assert(f && fgets(line, sizeof(line), f));
+		cr_assert(strstr(line, "usage: ringfeed-samples"), "%s printed %s", args[i], line);
+		fclose(f);
+		free(made);
+		free(out);
+		free(cmd);
+	}
 	tfs_rmtree(dir);
 	free(dir);
 }

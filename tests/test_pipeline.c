@@ -1284,6 +1284,39 @@ Test(pipeline, a_batch_kept_after_the_end_is_not_busy_time_of_the_run, .timeout 
 	free(dir);
 }
 
+/*
+ * The counts of a run are of what the consumer was handed: batches waiting in
+ * the ready queue are not delivered yet, and a cancel leaves them undelivered.
+ */
+Test(pipeline, stats_count_what_was_handed_out_not_what_waits_ready, .timeout = 60)
+{
+	char *dir = make_dataset(60);
+	rf_config cfg;
+	base_config(&cfg);
+	cfg.batch.size = 4;
+	rf_pipeline *p = open_started(&cfg, dir);
+	rf_batch *b;
+	cr_assert_eq(rf_pipeline_next(p, &b), 0);
+	rf_stats s;
+	for (int i = 0; i < 500; i++) { /* until batches wait ready behind the one in hand */
+		cr_assert_eq(rf_pipeline_stats(p, &s), 0);
+		if (s.queues[RF_QUEUE_READY].depth >= 2)
+			break;
+		usleep(10 * 1000);
+	}
+	cr_assert_geq(s.queues[RF_QUEUE_READY].depth, 2, "no batch came ready in 5 s");
+	cr_assert_eq(s.batches, 1, "%" PRIu64 " batches counted, 1 handed out", s.batches);
+	cr_assert_eq(s.ok, 4, "%" PRIu64 " images counted, 4 handed out", s.ok);
+	cr_assert_eq(s.items, 4);
+	rf_batch_release(b);
+	rf_pipeline_cancel(p);
+	cr_assert_eq(rf_pipeline_stats(p, &s), 0);
+	cr_assert_eq(s.ok, 4, "a cancel delivers nothing more");
+	rf_pipeline_close(p);
+	tfs_rmtree(dir);
+	free(dir);
+}
+
 /* Asking for batches after the end is not waiting for one: the run's starved time stays put. */
 Test(pipeline, calls_after_the_end_are_not_starved_time_of_the_run, .timeout = 60)
 {

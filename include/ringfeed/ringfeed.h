@@ -5,7 +5,7 @@
  *          -> batches -> your code (pull: rf_pipeline_next, push: rf_pipeline_run)
  *
  * Conventions: functions return 0 or a negative RF_E* code (rf_strerror names
- * it); they never set errno, never print and never exit. Handles are opaque;
+ * it), not an errno (which they may change); they never print and never exit. Handles are opaque;
  * every *_close / *_release accepts NULL. Nothing here uses global state: two
  * pipelines in one process never see each other.
  *
@@ -93,7 +93,7 @@ typedef enum { RF_SHARDS_PAD, RF_SHARDS_DROP, RF_SHARDS_NONE } rf_equal_shards;
  */
 typedef struct rf_config {
 	struct {
-		int threads;         /* default 0 = auto: 1 with io_uring; with pread, adapted (16..64) */
+		int threads;         /* default 0 = auto: 1 with io_uring; with pread, adapted 4..64 from 16 */
 		int io_depth;        /* files in flight per io_uring loader thread; default 0 = auto (adapted 4..128
 		                      * from 16; 64..128 from 64 on FUSE, NFS, SMB, Ceph, 9p) */
 		rf_backend backend;  /* default auto */
@@ -125,7 +125,8 @@ typedef struct rf_config {
 	} limits;
 	struct {
 		rf_on_error on_error;  /* default skip */
-		int prefetch_batches;  /* ready batches kept ahead, default 2 */
+		int prefetch_batches;  /* batches that can wait ready while each decoder fills one and each
+		                        * inference thread holds one (extra batches in the pool), default 2 */
 		int queue_depth;       /* decode queue capacity, 0 = auto */
 	} pipeline;
 	struct {
@@ -196,7 +197,8 @@ RF_API size_t rf_pipeline_item_count(const rf_pipeline *p);
 /*
  * Starts the stage threads. RF_ESYS if a thread or resource cannot be made
  * (rf_pipeline_error says which), RF_ENOMEM, RF_ECONFIG if a resumed state
- * does not match the inputs (or shard_index = auto finds no rank),
+ * does not match the inputs, shard_index = auto finds no rank, limits.memory_mb
+ * cannot hold the pools, or there are more than 2^32 inputs,
  * RF_ECANCELED after rf_pipeline_cancel, RF_ESTATE if already called: a
  * failed start is final (close the pipeline). Call once, from one thread.
  */
@@ -206,8 +208,10 @@ RF_API int rf_pipeline_start(rf_pipeline *p);
  * Pull API. Waits for the next batch and hands it to the caller, who must give
  * it back with rf_batch_release (batches come from a fixed pool: holding them
  * stalls the pipeline). Returns 0, RF_EOF after the last batch, RF_ECANCELED,
- * or RF_EITEM (on_error = fail; see rf_pipeline_error). Thread-safe: several
- * threads may call it.
+ * RF_EITEM (on_error = fail; see rf_pipeline_error), the code of whatever
+ * else stopped the run (RF_ESYS, RF_ENOMEM, RF_EUSER from a push thread; see
+ * rf_pipeline_error), RF_ESTATE before rf_pipeline_start, RF_EINVAL for NULL.
+ * Thread-safe: several threads may call it.
  */
 RF_API int rf_pipeline_next(rf_pipeline *p, rf_batch **out);
 
@@ -282,7 +286,8 @@ RF_API void rf_pipeline_close(rf_pipeline *p);
 typedef struct rf_item_error {
 	uint64_t index;    /* position in the input order */
 	const char *path;  /* owned by the pipeline */
-	int code;          /* RF_EIO, RF_EFORMAT, RF_EDECODE, RF_ETOOBIG */
+	int code;          /* RF_EIO, RF_EFORMAT, RF_EDECODE, RF_ETOOBIG; RF_ENOMEM when its buffers could not be
+	                    * had, RF_ECANCELED when a cancel found it waiting for memory */
 	const char *reason;
 	uint32_t epoch;
 } rf_item_error;
@@ -332,10 +337,11 @@ typedef struct rf_queue_stats {
 typedef struct rf_stats {
 	uint64_t total;    /* items to deliver: this shard's share of the inputs x epochs, after a resume's position */
 	uint64_t items;    /* items finished: ok + failed + dropped */
-	uint64_t ok;       /* delivered in a batch */
-	uint64_t failed;   /* delivered as an error record */
+	/* Delivered: handed to the consumer (rf_pipeline_next, or the callback of rf_pipeline_run). */
+	uint64_t ok;       /* images delivered in batches */
+	uint64_t failed;   /* error records delivered */
 	uint64_t dropped;  /* decoded but left out by batch.drop_last */
-	uint64_t batches;
+	uint64_t batches;  /* batches delivered */
 	uint64_t bytes_read;
 	double wall_seconds;      /* since rf_pipeline_start (to the end, once ended) */
 	double items_per_second;  /* items / wall_seconds */
