@@ -225,7 +225,8 @@ RF_API int rf_pipeline_next_timeout(rf_pipeline *p, rf_batch **out, int timeout_
 
 /*
  * Push API. Calls fn(batch, user) for every batch on cfg.infer.threads
- * threads (the calling thread is one of them) and returns when the data ends:
+ * threads (the calling thread is one of them; fewer if the system refuses a
+ * thread: the infer stage's threads in rf_stats say how many ran) and returns when the data ends:
  * 0, RF_EUSER if fn returned non-zero (the run stops), or as rf_pipeline_next.
  * The batch is released after fn returns; fn must not release it or keep
  * pointers into it. fn runs on several threads at once when infer.threads > 1.
