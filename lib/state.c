@@ -1,21 +1,20 @@
 /* Checkpoint and resume: the stream position as a line of text, and its checks. */
+#include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "pipeline.h"
 
 /*
- * Format 2 adds paths=, a hash of the input paths in order: the same number
- * of different files must not resume in the middle. Format 1 (no hash) is
- * still read. %n: nothing but white space may follow.
+ * "ringfeed-state 2 position=P inputs=N paths=HASH shuffle=S seed=X
+ * shard=I/W equal=E", then nothing but white space. Format 2 adds paths=, a
+ * hash of the input paths in order: the same number of different files must
+ * not resume in the middle. Format 1 (no hash) is still read.
  */
-#define STATE_FORMAT_2                                                                                      \
-	"ringfeed-state 2 position=%" SCNu64 " inputs=%zu paths=%" SCNx64 " shuffle=%d seed=%" SCNu64           \
-	" shard=%d/%d equal=%d%n"
-#define STATE_FORMAT_1                                                                                      \
-	"ringfeed-state 1 position=%" SCNu64 " inputs=%zu shuffle=%d seed=%" SCNu64 " shard=%d/%d equal=%d%n"
-
 /* FNV-1a over every path and its terminating zero, in order. */
 static uint64_t hash_paths(const rf__source *src)
 {
@@ -49,25 +48,74 @@ static bool only_space(const char *s)
 	return s[strspn(s, " \t\r\n")] == '\0';
 }
 
+/* Steps *s over text if it starts there. */
+static bool literal(const char **s, const char *text)
+{
+	size_t n = strlen(text);
+	if (strncmp(*s, text, n) != 0)
+		return false;
+	*s += n;
+	return true;
+}
+
+/*
+ * Steps *s over a number of at most max, digits only (no sign, space or 0x,
+ * all of which strtoull and scanf would take: "-5" as 2^64 - 5).
+ */
+static bool number(const char **s, int base, uint64_t max, uint64_t *out)
+{
+	size_t digits = strspn(*s, base == 16 ? "0123456789abcdefABCDEF" : "0123456789");
+	if (digits == 0 || digits > 32)
+		return false;
+	char text[33];
+	memcpy(text, *s, digits);
+	text[digits] = '\0';
+	errno = 0;
+	unsigned long long v = strtoull(text, NULL, base);
+	if (errno || v > max)
+		return false;
+	*out = v;
+	*s += digits;
+	return true;
+}
+
+static bool small_number(const char **s, int *out)
+{
+	uint64_t v;
+	if (!number(s, 10, INT_MAX, &v))
+		return false;
+	*out = (int)v;
+	return true;
+}
+
+static bool parse_state(const char *s, rf__resume_state *r)
+{
+	uint64_t inputs;
+	if (!literal(&s, "ringfeed-state "))
+		return false;
+	r->has_paths = literal(&s, "2 ");
+	if (!r->has_paths && !literal(&s, "1 "))
+		return false;
+	if (!literal(&s, "position=") || !number(&s, 10, UINT64_MAX, &r->position) || !literal(&s, " inputs=") ||
+	    !number(&s, 10, SIZE_MAX, &inputs))
+		return false;
+	r->inputs = (size_t)inputs;
+	if (r->has_paths && (!literal(&s, " paths=") || !number(&s, 16, UINT64_MAX, &r->paths)))
+		return false;
+	return literal(&s, " shuffle=") && small_number(&s, &r->shuffle) && literal(&s, " seed=") &&
+	       number(&s, 10, UINT64_MAX, &r->seed) && literal(&s, " shard=") && small_number(&s, &r->shard_index) &&
+	       literal(&s, "/") && small_number(&s, &r->shard_count) && literal(&s, " equal=") &&
+	       small_number(&s, &r->equal_shards) && only_space(s);
+}
+
 int rf_pipeline_resume(rf_pipeline *p, const char *state)
 {
 	if (!p || !state)
 		return RF_EINVAL;
 	if (atomic_load(&p->state) != RF_STATE_CREATED)
 		return RF_ESTATE;
-	rf__resume_state r = {.set = true, .has_paths = true};
-	int end = 0;
-	bool ok = sscanf(state, STATE_FORMAT_2, &r.position, &r.inputs, &r.paths, &r.shuffle, &r.seed,
-			 &r.shard_index, &r.shard_count, &r.equal_shards, &end) == 8 &&
-		  end > 0 && only_space(state + end);
-	if (!ok) {
-		r.has_paths = false;
-		end = 0;
-		ok = sscanf(state, STATE_FORMAT_1, &r.position, &r.inputs, &r.shuffle, &r.seed, &r.shard_index,
-			    &r.shard_count, &r.equal_shards, &end) == 7 &&
-		     end > 0 && only_space(state + end);
-	}
-	if (!ok) {
+	rf__resume_state r = {.set = true};
+	if (!parse_state(state, &r)) {
 		pthread_mutex_lock(&p->error_lock);
 		snprintf(p->error, sizeof(p->error), "not a ringfeed resume state");
 		pthread_mutex_unlock(&p->error_lock);

@@ -1,6 +1,8 @@
 #include "resize.h"
 
+#include <limits.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -183,8 +185,18 @@ static int axis_filter(rf__axis *a, int in_size, double in0, double scale, int o
 {
 	/* The triangle reaches one input pixel; shrinking widens it to one output pixel. */
 	double support = scale > 1.0 ? scale : 1.0;
-	/* Slots per output: every tap the span may have, rounded up to eight. */
-	int taps = ((int)ceil(support) * 2 + 1 + 7) & ~7;
+	/*
+	 * Slots per output: every tap the span may have (no more than the input
+	 * has: a shrink to a pixel or two of a 2^31-wide row would overflow an
+	 * int), rounded up to eight.
+	 */
+	int64_t span_max = 2 * (int64_t)ceil(support) + 1;
+	if (span_max > in_size)
+		span_max = in_size;
+	span_max = (span_max + 7) & ~(int64_t)7;
+	if (span_max > INT_MAX)
+		return RF_ENOMEM;
+	int taps = (int)span_max;
 	rf__span *sp;
 	int16_t *coef;
 
@@ -197,15 +209,11 @@ static int axis_filter(rf__axis *a, int in_size, double in0, double scale, int o
 	a->copy = -1;
 	for (int o = 0; o < out_size; o++) {
 		double center = in0 + (o + 0.5) * scale;
-		int first = (int)floor(center - support + 0.5);
-		int last = (int)floor(center + support + 0.5);
+		/* Clamped as doubles: past INT_MAX the conversion to int is undefined. */
+		double lo = fmax(floor(center - support + 0.5), 0), hi = fmin(floor(center + support + 0.5), in_size);
+		int first = (int)fmin(lo, in_size - 1);
+		int last = (int)fmax(hi, 0);
 
-		if (first < 0)
-			first = 0;
-		if (last > in_size)
-			last = in_size;
-		if (first >= in_size)
-			first = in_size - 1;
 		if (last <= first)
 			last = first + 1;
 		span_weights(coef + (size_t)o * taps, first, last - first, center, 1.0 / support, &sp[o]);

@@ -839,6 +839,37 @@ Test(pipeline, resume_refuses_a_state_for_other_data, .timeout = 60)
 	free(dir);
 }
 
+/*
+ * A state is read exactly: numbers that wrap (a sign, more than 64 or 32
+ * bits), a missing separator or a 0x are not a state, rather than a resume
+ * at another shard or position.
+ */
+Test(pipeline, resume_refuses_numbers_that_would_wrap)
+{
+	static const char *const bad[] = {
+		"ringfeed-state 1 position=5 inputs=10 shuffle=1 seed=99 shard=4294967296/4294967297 equal=0",
+		"ringfeed-state 1 position=5 inputs=10 shuffle=1 seed=99 shard=0/1 equal=8589934592",
+		"ringfeed-state 1 position=-18446744073709551611 inputs=10 shuffle=1 seed=99 shard=0/1 equal=0",
+		"ringfeed-state 1 position=5 inputs=-18446744073709551606 shuffle=1 seed=99 shard=0/1 equal=0",
+		"ringfeed-state 1 position=5 inputs=10 shuffle=1 seed=18446744073709551616 shard=0/1 equal=0",
+		"ringfeed-state 1 position=5 inputs=10 shuffle=+1 seed=99 shard=0/1 equal=0",
+		"ringfeed-state 1position=5 inputs=10 shuffle=1 seed=99 shard=0/1 equal=0",
+		"ringfeed-state 1 position= 5 inputs=10 shuffle=1 seed=99 shard=0/1 equal=0",
+		"ringfeed-state 2 position=5 inputs=10 paths=0x12 shuffle=1 seed=99 shard=0/1 equal=0",
+		"ringfeed-state 3 position=5 inputs=10 shuffle=1 seed=99 shard=0/1 equal=0",
+	};
+	rf_config cfg;
+	resume_config(&cfg, 2);
+	rf_pipeline *p;
+	cr_assert_eq(rf_pipeline_create(&p, &cfg), 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		cr_assert_eq(rf_pipeline_resume(p, bad[i]), RF_EINVAL, "taken: %s", bad[i]);
+	cr_assert_eq(rf_pipeline_resume(p, "ringfeed-state 2 position=5 inputs=10 paths=00ff00ff00ff00ff shuffle=1 "
+					   "seed=18446744073709551615 shard=0/1 equal=0 \r\n"),
+		     0, "the largest seed and trailing white space are a state");
+	rf_pipeline_close(p);
+}
+
 /* A finished 10 s run: 1 loader, 2 decoders, one consumer thread; shares as given. */
 static rf_stats shaped(double consumer_starved, double dec_busy, double dec_starved, const char *backend)
 {
