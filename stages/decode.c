@@ -94,9 +94,12 @@ static int resize_out(rf__decoder *d, const rf__image *img, uint8_t *out, char *
 	rf__box box;
 
 	rf__fit_box(img->w, img->h, w, h, d->cfg->output.fit, &box);
-	if (rf__resize(&d->rs, img, &box, out, w, h))
-		return rf__fail(reason, reason_len, RF_ENOMEM, "out of memory resizing %dx%d", img->w,
-				img->h);
+	int rc = rf__resize(&d->rs, img, &box, out, w, h);
+	if (rc == RF_ENOMEM)
+		return rf__fail(reason, reason_len, RF_ENOMEM, "out of memory resizing %dx%d", img->w, img->h);
+	if (rc) /* the decoder's window does not hold the pixels the resize needs */
+		return rf__fail(reason, reason_len, RF_EDECODE, "cannot resize %dx%d: %s", img->w, img->h,
+				rf_strerror(rc));
 	return 0;
 }
 
