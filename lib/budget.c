@@ -60,28 +60,43 @@ int rf__budget_charge(rf_pipeline *p, rf__item *item, size_t want, bool wait)
 			      (unsigned long long)item->size, (unsigned long long)b->limit);
 		return RF__RESERVE_FAILED;
 	}
+	/*
+	 * A loader waiting here waits on room downstream, as for a free item:
+	 * blocked, not busy, so that the autotuner does not add loading when
+	 * memory is what limits it.
+	 */
+	rf__stage_counters *st = &p->stage[RF_STAGE_LOADER];
+	uint64_t since = 0;
+	int rc = RF__RESERVED;
 	pthread_mutex_lock(&b->lock);
 	if (drop_buffer(b, item)) /* the old, too small buffer goes back first */
 		pthread_cond_broadcast(&b->freed);
 	while (b->held + want > b->limit) {
 		if (atomic_load(&p->canceled)) {
-			pthread_mutex_unlock(&b->lock);
-			rf__item_fail(item, RF_ECANCELED, "canceled while waiting for file-buffer memory");
-			return RF__RESERVE_FAILED;
+			rc = RF__RESERVE_FAILED;
+			break;
 		}
 		if (!wait) {
-			pthread_mutex_unlock(&b->lock);
-			return RF__RESERVE_LATER;
+			rc = RF__RESERVE_LATER;
+			break;
 		}
+		if (!since)
+			since = rf__wait_begin(st, RF__BLOCKED);
 		/* Timed, so a cancel is seen: nobody signals the budget then. */
 		struct timespec until = rf__deadline(20000000);
 		pthread_cond_timedwait(&b->freed, &b->lock, &until);
 	}
-	b->held += want;
-	if (b->held > b->peak)
-		b->peak = b->held;
+	if (rc == RF__RESERVED) {
+		b->held += want;
+		if (b->held > b->peak)
+			b->peak = b->held;
+	}
 	pthread_mutex_unlock(&b->lock);
-	return RF__RESERVED;
+	if (since)
+		rf__wait_end(st, RF__BLOCKED, since);
+	if (rc == RF__RESERVE_FAILED)
+		rf__item_fail(item, RF_ECANCELED, "canceled while waiting for file-buffer memory");
+	return rc;
 }
 
 void rf__budget_uncharge(rf_pipeline *p, size_t bytes)

@@ -256,6 +256,13 @@ int rf_stats_bottleneck(const rf_stats *s, char *advice, size_t len)
 			      "decoders busy %.0f%% (%d threads): add decoder threads (decoder.threads, CPUs "
 			      "permitting) or shrink the output",
 			      100 * dec_busy, dec->threads);
+	double ld_blocked = share(s, ld, ld->blocked_seconds);
+	if (dec_starved >= 0.2 && ld_blocked >= 0.5)
+		return advise(RF_STAGE_LOADER, advice, len,
+			      "loader: decoders starved %.0f%% of their time while the loader waited %.0f%% for room "
+			      "(file-buffer memory or free items): raise limits.memory_mb or pipeline.queue_depth; "
+			      "with batch.ordered a slow file also holds back the ones after it",
+			      100 * dec_starved, 100 * ld_blocked);
 	if (dec_starved >= 0.2)
 		return advise(RF_STAGE_LOADER, advice, len,
 			      "loader: decoders starved %.0f%% of their time, loader busy %.0f%% (reading, waiting on "

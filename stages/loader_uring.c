@@ -306,6 +306,7 @@ static int loader_init(struct loader *l, rf_pipeline *p)
 void rf__loader_uring_run(rf_pipeline *p)
 {
 	struct loader l;
+	rf__stage_counters *st = &p->stage[RF_STAGE_LOADER];
 	uint64_t cpu = rf__thread_cpu_ns();
 	if (loader_init(&l, p) == 0) {
 		int ring_errors = 0;
@@ -318,11 +319,16 @@ void rf__loader_uring_run(rf_pipeline *p)
 			struct io_uring_cqe *cqe;
 			struct __kernel_timespec ts = {.tv_sec = 0,
 						       .tv_nsec = l.parked_count ? PARKED_SLICE_NS : WAIT_SLICE_NS};
-			bool saturated = at_limit(&l);
-			uint64_t t = saturated ? rf__now_ns() : 0;
+			/* Files parked for memory (limits.memory_mb): more depth would only park more. */
+			bool saturated = at_limit(&l) && l.parked_count == 0;
+			/* Nothing in flight but files parked: blocked on memory, as a pread loader is. */
+			bool on_memory = l.ops == 0 && l.parked_count > 0;
+			uint64_t t = saturated ? rf__now_ns() : on_memory ? rf__wait_begin(st, RF__BLOCKED) : 0;
 			int rc = io_uring_submit_and_wait_timeout(&l.ring, &cqe, 1, &ts, NULL);
 			if (saturated)
 				rf__count(&p->tune.saturated_ns, rf__now_ns() - t);
+			else if (on_memory)
+				rf__wait_end(st, RF__BLOCKED, t);
 			if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
 				/*
 				 * The pipeline stops; keep reaping while the ring
@@ -336,7 +342,7 @@ void rf__loader_uring_run(rf_pipeline *p)
 				ring_errors = 0;
 			}
 			reap(&l);
-			rf__count_cpu(&p->stage[RF_STAGE_LOADER], &cpu);
+			rf__count_cpu(st, &cpu);
 		}
 		io_uring_queue_exit(&l.ring);
 		/* Only when the ring was given up: files still open (parked, or their read never answered). */

@@ -947,22 +947,11 @@ Test(stats, slow_consumer_is_named_the_bottleneck, .timeout = 120)
 	free(dir);
 }
 
-/* n PNGs of side x side RGB noise (noise does not compress: about side * side * 3 bytes each). */
+/* n PNGs of side x side RGB noise in a fresh directory. */
 static char *make_noise_dataset(size_t n, int side)
 {
 	char *dir = tfs_mkdtemp();
-	uint8_t *px = malloc((size_t)side * side * 3);
-	unsigned seed = 99;
-	char name[32];
-	for (size_t i = 0; i < n; i++) {
-		for (size_t k = 0; k < (size_t)side * side * 3; k++)
-			px[k] = (uint8_t)rand_r(&seed);
-		snprintf(name, sizeof(name), "noise-%03zu.png", i);
-		char *path = tfs_path(dir, name);
-		cr_assert_eq(timg_write(path, "png", side, side, 3, px), 0);
-		free(path);
-	}
-	free(px);
+	cr_assert_eq(timg_write_noise_pngs(dir, n, side), 0);
 	return dir;
 }
 

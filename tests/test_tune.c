@@ -270,6 +270,48 @@ Test(tune, fixed_config_reports_itself)
 }
 
 /*
+ * Loading held back by limits.memory_mb (files of ~270 KB through a cap that
+ * holds three or four): more depth or more pread threads would only park or
+ * block more files, so the autotuner leaves both alone, and the loader's
+ * waits for memory count as blocked time. (Both moved to their ceilings.)
+ */
+static void check_memory_bound_loading(rf_backend backend, const char *dir, size_t n)
+{
+	rf_config cfg;
+	rf_config_init(&cfg);
+	cfg.loader.backend = backend;
+	cfg.output.width = cfg.output.height = 16;
+	cfg.batch.size = 4;
+	cfg.limits.memory_mb = 1;
+	rf_pipeline *p;
+	cr_assert_eq(rf_pipeline_create(&p, &cfg), 0);
+	cr_assert_eq(rf_pipeline_add(p, dir), 0);
+	cr_assert_eq(rf_pipeline_start(p), 0, "%s", rf_pipeline_error(p));
+	rf_stats s;
+	rf_pipeline_stats(p, &s);
+	int depth = s.tuned.io_depth, threads = s.tuned.loader_threads;
+	cr_assert_eq(drain(p), n);
+	rf_pipeline_stats(p, &s);
+	/* Less is fair (decoders fed by the few files memory allows, as under a sanitizer); more is not. */
+	cr_assert_leq(s.tuned.io_depth, depth, "io_depth %d -> %d with memory the limit", depth, s.tuned.io_depth);
+	cr_assert_leq(s.tuned.loader_threads, threads, "loader threads %d -> %d with memory the limit", threads,
+		      s.tuned.loader_threads);
+	cr_assert_gt(s.stages[RF_STAGE_LOADER].blocked_seconds, 0, "waits for memory counted as work");
+	rf_pipeline_close(p);
+}
+
+Test(tune, memory_bound_loading_gets_no_more_depth_or_threads, .timeout = 120)
+{
+	enum { N = 600 };
+	char *dir = tfs_mkdtemp();
+	cr_assert_eq(timg_write_noise_pngs(dir, N, 300), 0);
+	check_memory_bound_loading(RF_BACKEND_IO_URING, dir, N);
+	check_memory_bound_loading(RF_BACKEND_PREAD, dir, N);
+	tfs_rmtree(dir);
+	free(dir);
+}
+
+/*
  * A consumer that pauses holds the decoders blocked on a full queue. The
  * autotuner must see that wait while it lasts: counted only once it ended, the
  * decoders looked busy and off the CPU (oversubscribed) for the whole pause,

@@ -378,6 +378,9 @@ RF_API int rf_pipeline_stats(rf_pipeline *p, rf_stats *out);
  * - decoders busy 80% of their time or more: if they were on a CPU for
  *   less than three quarters of that, they wait for cores (oversubscribed);
  *   otherwise add decoder threads (CPUs permitting) or shrink the output;
+ * - decoders starved 20% or more while the loader waits for room half its
+ *   time or more (file-buffer memory under limits.memory_mb, or free items):
+ *   raise limits.memory_mb or pipeline.queue_depth;
  * - decoders starved 20% or more: the loader cannot keep up; raise
  *   loader.io_depth (io_uring) or loader.threads (pread);
  * - otherwise the decoders, neither saturated nor starved, share CPUs with

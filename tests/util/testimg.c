@@ -315,3 +315,27 @@ int timg_write(const char *path, const char *fmt, int w, int h, int c, const uin
 	free(data);
 	return ok ? 0 : -1;
 }
+
+int timg_write_noise_pngs(const char *dir, size_t n, int side)
+{
+	uint8_t *px = malloc((size_t)side * side * 3);
+	if (!px)
+		return -1;
+	unsigned seed = 99;
+	for (size_t k = 0; k < (size_t)side * side * 3; k++)
+		px[k] = (uint8_t)rand_r(&seed);
+	size_t len = 0;
+	uint8_t *png = timg_encode("png", side, side, 3, px, &len);
+	free(px);
+	int rc = png ? 0 : -1;
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		char path[4096];
+		snprintf(path, sizeof(path), "%s/noise-%03zu.png", dir, i);
+		FILE *f = fopen(path, "wb");
+		rc = f && fwrite(png, 1, len, f) == len ? 0 : -1;
+		if (f && fclose(f) != 0)
+			rc = -1;
+	}
+	free(png);
+	return rc;
+}

@@ -18,4 +18,11 @@ uint8_t *timg_encode(const char *fmt, int w, int h, int c, const uint8_t *px, si
 /* timg_encode then write to path; 0 or -1. */
 int timg_write(const char *path, const char *fmt, int w, int h, int c, const uint8_t *px);
 
+/*
+ * n copies of one PNG of side x side RGB noise, noise-000.png ... in dir
+ * (noise does not compress: about side * side * 3 bytes each; encoded once,
+ * as that is slow); 0 or -1.
+ */
+int timg_write_noise_pngs(const char *dir, size_t n, int side);
+
 #endif
