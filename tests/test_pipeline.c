@@ -902,6 +902,11 @@ Test(stats, bottleneck_names_the_stage_and_what_helps)
 	expect_bottleneck(shaped(0.6, 0.5, 0.45, "pread (io_uring unavailable: x)"), RF_STAGE_LOADER,
 			  "raise loader.threads");
 	expect_bottleneck(shaped(0.6, 0.5, 0.05, "io_uring"), RF_STAGE_DECODER, "waiting for CPUs");
+	/* Starved decoders behind a loader that waits for room (memory, free items): not more depth. */
+	rf_stats held = shaped(0.6, 0.5, 0.45, "io_uring");
+	held.stages[RF_STAGE_LOADER].busy_seconds = 2;
+	held.stages[RF_STAGE_LOADER].blocked_seconds = 8;
+	expect_bottleneck(held, RF_STAGE_LOADER, "raise limits.memory_mb");
 	/* busy 97%, but on a CPU 55% of the time: waiting for cores, more threads would not help */
 	rf_stats crowded = shaped(0.6, 0.97, 0.0, "io_uring");
 	crowded.stages[RF_STAGE_DECODER].cpu_seconds = 20 * 0.55;
