@@ -200,10 +200,17 @@ static void tune_decoding(rf__tuner *s, const rf__tune_tick *x, int min, int max
 		*active = d + 1;
 		return;
 	}
-	s->oversubscribed = x->dec_busy > 0.85 && x->dec_cpu < 0.6 ? s->oversubscribed + 1 : 0;
-	if (s->oversubscribed >= 2 * PERSIST_TICKS && s->hold == 0 && d > min &&
-	    s->recent >= RF__TUNE_RECENT) {
-		s->rate_before = mean(s->recent_rate, RF__TUNE_RECENT);
+	/*
+	 * Decoders add their CPU time once per image: a tick in which no image
+	 * finished (images slower than a tick) shows them off the CPU whatever
+	 * they did, so it counts neither for nor against oversubscription. And a
+	 * trial needs a rate to hold: without images finishing recently, none.
+	 */
+	if (x->rate > 0)
+		s->oversubscribed = x->dec_busy > 0.85 && x->dec_cpu < 0.6 ? s->oversubscribed + 1 : 0;
+	double rate_before = s->recent >= RF__TUNE_RECENT ? mean(s->recent_rate, RF__TUNE_RECENT) : 0;
+	if (s->oversubscribed >= 2 * PERSIST_TICKS && s->hold == 0 && d > min && rate_before > 0) {
+		s->rate_before = rate_before;
 		s->rate_sum = 0;
 		s->rate_ticks = 0;
 		s->trial = TRIAL_TICKS;

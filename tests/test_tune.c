@@ -143,6 +143,27 @@ Test(tune, a_trial_that_slows_decoding_is_undone_and_not_retried_at_once)
 	cr_assert_eq(active[RF__KNOB_DECODER], 3, "then another try");
 }
 
+/*
+ * Images slower than a tick: decoders add their CPU time as each image
+ * finishes, so most ticks show busy decoders at 0 % CPU. That is not
+ * oversubscription, and with no image finished recently there is no rate a
+ * trial could hold: none starts (one did, and was kept for want of a rate).
+ */
+Test(tune, ticks_without_a_finished_image_start_no_trial)
+{
+	const rf__tune_tick lull = {.dec_busy = 1, .dec_cpu = 0, .load_blocked = 0.9, .rate = 0};
+	const rf__tune_tick finish = {.dec_busy = 1, .dec_cpu = 2, .load_blocked = 0.9, .rate = 20};
+	rf__tuner s = {0};
+	int active[RF__KNOB_COUNT] = {[RF__KNOB_LOADER] = 32, [RF__KNOB_DECODER] = 4};
+	steps(&s, lull, 40, active);
+	cr_assert_eq(active[RF__KNOB_DECODER], 4, "a trial with no rate to compare");
+	for (int i = 0; i < 40; i++) {
+		steps(&s, lull, 3, active);
+		steps(&s, finish, 1, active);
+	}
+	cr_assert_eq(active[RF__KNOB_DECODER], 4, "images finishing every fourth tick, on their CPUs");
+}
+
 Test(tune, fixed_knobs_never_move)
 {
 	const bool none[RF__KNOB_COUNT] = {false, false};
