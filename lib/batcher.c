@@ -38,6 +38,7 @@ int rf__batcher_init(rf__batcher *b, rf_pipeline *owner, const rf_config *cfg, s
 	memset(b, 0, sizeof(*b));
 	b->ordered = cfg->batch.ordered;
 	b->drop_last = cfg->batch.drop_last;
+	b->fail_fast = cfg->pipeline.on_error == RF_ON_ERROR_FAIL;
 	b->batch_count = batch_count;
 	b->window_cap = window_cap;
 	size_t slot_bytes = rf__slot_bytes(cfg);
@@ -141,7 +142,12 @@ static rf_batch *filling_batch(rf__batcher *b)
 static void ship_ready(rf_pipeline *p)
 {
 	rf__batcher *b = &p->batcher;
-	while (b->open_count > 0) {
+	/*
+	 * on_error = fail: nothing after the batch with the first failure; the
+	 * batches filled meanwhile stay unshipped, so the pool runs dry and the
+	 * stages stop until the consumer takes that batch and the run ends.
+	 */
+	while (b->open_count > 0 && !b->failure_shipped) {
 		rf_batch *head = b->open[b->open_head];
 		if (!head->sealed || head->filled != head->count)
 			break;
@@ -161,6 +167,7 @@ static void ship_ready(rf_pipeline *p)
 			continue;
 		}
 		b->shipped++;
+		b->failure_shipped = b->fail_fast && head->errors.count > 0;
 		uint64_t zero = 0;
 		atomic_compare_exchange_strong(&p->first_batch_ns, &zero, rf__now_ns());
 	}
@@ -211,23 +218,30 @@ static void seal_short(rf__batcher *b, rf_batch *batch)
 }
 
 /*
- * Records a failed item whose turn has come. Under on_error = fail it stops
- * the batcher and copies the message out for the caller, which reports it
- * after unlocking (reporting cancels the pipeline, which takes this lock).
+ * Records a failed item whose turn has come. Running out of memory for the
+ * record stops the batcher and copies the message out for the caller, which
+ * reports it after unlocking (reporting cancels the pipeline, which takes this
+ * lock).
  */
 static void take_failure(rf_pipeline *p, rf__item *item, char *fatal, size_t fatal_len)
 {
 	rf__batcher *b = &p->batcher;
-	if (p->cfg.pipeline.on_error == RF_ON_ERROR_FAIL && !b->canceled) {
-		snprintf(fatal, fatal_len, "%s: %s", p->source.paths[item->index], item->reason);
-		b->canceled = true;
-		pthread_cond_broadcast(&b->batch_free);
-		return;
-	}
 	if (record_error(b, p, item) != 0) {
 		snprintf(fatal, fatal_len, "out of memory recording a failed item");
 		b->canceled = true;
 		pthread_cond_broadcast(&b->batch_free);
+		return;
+	}
+	/*
+	 * on_error = fail: the failure goes out at once, in a batch that ends with
+	 * it (the images before it, then its record); the run stops when the
+	 * consumer takes it (next_batch). With no batch free now, the record rides
+	 * on the next one sealed.
+	 */
+	if (b->fail_fast) {
+		rf_batch *batch = filling_batch(b);
+		if (batch)
+			seal(b, batch);
 		return;
 	}
 	/* Not waiting here: the caller may hold slots (see assign_slots); a later failure retries. */

@@ -53,6 +53,8 @@ typedef struct rf__batcher {
 	pthread_mutex_t lock;
 	pthread_cond_t batch_free;
 	bool ordered, drop_last, canceled;
+	bool fail_fast;      /* pipeline.on_error = fail */
+	bool failure_shipped; /* fail_fast: the batch with the first failure is out; none ship after it */
 
 	rf_batch *batches; /* the pool's storage */
 	rf_batch **free;   /* stack of free batches */

@@ -295,9 +295,24 @@ Test(cli, on_error_fail_exits_1, .timeout = 120)
 	char *dir = make_samples(10);
 	cr_assert_eq(tfs_write(dir, "img/bad.jpg", "\xff\xd8\xff garbage", 12), 0);
 	char *args = NULL, *err = NULL;
-	cr_assert_gt(asprintf(&args, "run --quiet --set pipeline.on_error=fail '%s/img'", dir), 0);
+	cr_assert_gt(asprintf(&args,
+			      "run --quiet --set pipeline.on_error=fail --errors '%s/e.tsv' --stats-json '%s/s.json' "
+			      "'%s/img'",
+			      dir, dir, dir),
+		     0);
 	cr_assert_eq(run_cli(args, &err), 1);
 	cr_assert_not_null(strstr(err, "bad.jpg"), "%s", err);
+	/* The failure that stopped the run is in the error list and the counts, as any other. */
+	char *errors = tfs_path(dir, "e.tsv"), *json = tfs_path(dir, "s.json");
+	size_t len = 0;
+	char *text = (char *)tfs_read(errors, &len);
+	cr_assert(text && strstr(text, "bad.jpg"), "--errors: %s", text ? text : "(none)");
+	cJSON *root = read_json(json);
+	cr_assert_eq(number(root, "failed"), 1);
+	cJSON_Delete(root);
+	free(text);
+	free(errors);
+	free(json);
 	free(err);
 	free(args);
 	tfs_rmtree(dir);

@@ -269,22 +269,49 @@ Test(pipeline, mixed_bad_inputs_pread_unordered, .timeout = 60)
 	check_mixed(RF_BACKEND_PREAD, false);
 }
 
+/*
+ * on_error = fail stops at the first failed item, in input order: every image
+ * before it arrives, then a batch ending with its record, then RF_EITEM; the
+ * same whatever the timing (batches waiting ready were thrown away before).
+ */
 Test(pipeline, on_error_fail_stops_with_the_path, .timeout = 60)
 {
 	char *dir = make_dataset(30);
-	cr_assert_eq(tfs_write(dir, "img-00010x.png", "not an image", 12), 0);
-	rf_config cfg;
-	base_config(&cfg);
-	cfg.pipeline.on_error = RF_ON_ERROR_FAIL;
-	rf_pipeline *p = open_started(&cfg, dir);
-	rf_batch *b;
-	int rc;
-	while ((rc = rf_pipeline_next(p, &b)) == 0)
-		rf_batch_release(b);
-	cr_assert_eq(rc, RF_EITEM, "got %s", rf_err_name(rc));
-	cr_assert_not_null(strstr(rf_pipeline_error(p), "img-00010x.png"), "%s", rf_pipeline_error(p));
-	cr_assert_eq(rf_pipeline_next(p, &b), RF_EITEM, "the failure sticks");
-	rf_pipeline_close(p);
+	cr_assert_eq(tfs_write(dir, "img-00010x.png", "not an image", 12), 0); /* input 11, after img-00010 */
+	for (int round = 0; round < 6; round++) {
+		rf_config cfg;
+		base_config(&cfg);
+		cfg.pipeline.on_error = RF_ON_ERROR_FAIL;
+		rf_pipeline *p = open_started(&cfg, dir);
+		if (round % 2)
+			usleep(200 * 1000); /* every batch the pool holds is ready before the first is taken */
+		rf_batch *b;
+		int rc;
+		size_t images = 0, errors = 0;
+		while ((rc = rf_pipeline_next(p, &b)) == 0) {
+			cr_assert_eq(errors, 0, "a batch after the failure");
+			for (size_t i = 0; i < rf_batch_count(b); i++)
+				cr_assert_eq(rf_batch_index(b, i), images++, "images out of order");
+			errors += rf_batch_error_count(b);
+			if (rf_batch_error_count(b)) {
+				cr_assert_eq(rf_batch_error(b, 0)->index, 11);
+				cr_assert_not_null(strstr(rf_batch_error(b, 0)->path, "img-00010x.png"));
+			}
+			rf_batch_release(b);
+			if (round >= 4)
+				usleep(20 * 1000); /* a slow consumer */
+		}
+		cr_assert_eq(rc, RF_EITEM, "got %s", rf_err_name(rc));
+		cr_assert_eq(images, 11, "round %d: %zu images before the failure, not 11", round, images);
+		cr_assert_eq(errors, 1);
+		cr_assert_not_null(strstr(rf_pipeline_error(p), "img-00010x.png"), "%s", rf_pipeline_error(p));
+		cr_assert_eq(rf_pipeline_next(p, &b), RF_EITEM, "the failure sticks");
+		rf_stats s;
+		rf_pipeline_stats(p, &s);
+		cr_assert_eq(s.ok, 11);
+		cr_assert_eq(s.failed, 1);
+		rf_pipeline_close(p);
+	}
 	tfs_rmtree(dir);
 	free(dir);
 }

@@ -208,7 +208,8 @@ RF_API int rf_pipeline_start(rf_pipeline *p);
  * Pull API. Waits for the next batch and hands it to the caller, who must give
  * it back with rf_batch_release (batches come from a fixed pool: holding them
  * stalls the pipeline). Returns 0, RF_EOF after the last batch, RF_ECANCELED,
- * RF_EITEM (on_error = fail; see rf_pipeline_error), the code of whatever
+ * RF_EITEM (on_error = fail: after the batch carrying the first failure's
+ * record; see rf_pipeline_error), the code of whatever
  * else stopped the run (RF_ESYS, RF_ENOMEM, RF_EUSER from a push thread; see
  * rf_pipeline_error), RF_ESTATE before rf_pipeline_start, RF_EINVAL for NULL.
  * Thread-safe: several threads may call it.
