@@ -3,6 +3,7 @@
 #define RF_DEMOS_CLI_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -22,6 +23,7 @@ struct batch_lines {
 struct consumer {
 	enum consumer_kind kind;
 	double cost_ms;
+	_Atomic bool stop; /* set on SIGINT/SIGTERM: sleep and spin cut their batch short */
 	const rf_config *cfg;
 	pthread_mutex_t lock;
 	/* stats consumer: per-channel sums on the 0..255 scale */

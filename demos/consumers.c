@@ -1,5 +1,4 @@
 /* The CLI's inference stages: dataset statistics, nothing, sleep, or CPU spin. */
-#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +30,7 @@ void consumer_init(struct consumer *c, enum consumer_kind kind, double cost_ms, 
 	c->kind = kind;
 	c->cost_ms = cost_ms;
 	c->cfg = cfg;
+	atomic_init(&c->stop, false);
 	pthread_mutex_init(&c->lock, NULL);
 }
 
@@ -51,21 +51,24 @@ static double now_ms(void)
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-/* Burns CPU for ms milliseconds, like a model running on the host. */
-static void spin(double ms)
+/* Burns CPU for ms milliseconds, like a model running on the host; a stop cuts it short. */
+static void spin(struct consumer *c, double ms)
 {
 	double until = now_ms() + ms;
 	volatile double x = 1.0;
-	while (now_ms() < until)
+	while (now_ms() < until && !atomic_load_explicit(&c->stop, memory_order_relaxed))
 		for (int i = 0; i < 1000; i++)
 			x = x * 1.0000001 + 1e-9;
 }
 
-static void pause_ms(double ms)
+/* Sleeps ms milliseconds in slices of at most 10 ms, so that a stop (SIGINT) is seen at once. */
+static void pause_ms(struct consumer *c, double ms)
 {
-	struct timespec ts = {.tv_sec = (time_t)(ms / 1e3), .tv_nsec = (long)(fmod(ms, 1e3) * 1e6)};
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
+	for (double until = now_ms() + ms, left = ms; left > 0 && !atomic_load(&c->stop); left = until - now_ms()) {
+		double slice = left < 10 ? left : 10;
+		struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)(slice * 1e6)};
+		nanosleep(&ts, NULL);
+	}
 }
 
 /* Adds the batch's pixels to the per-channel sums, in 0..255 units. */
@@ -211,10 +214,10 @@ int consumer_run(const rf_batch *batch, void *user)
 	case CONSUMER_NULL:
 		break;
 	case CONSUMER_SLEEP:
-		pause_ms(c->cost_ms);
+		pause_ms(c, c->cost_ms);
 		break;
 	case CONSUMER_SPIN:
-		spin(c->cost_ms);
+		spin(c, c->cost_ms);
 		break;
 	}
 	return 0;

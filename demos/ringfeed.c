@@ -155,6 +155,7 @@ static int build_config(const struct options *o, rf_config *cfg)
 /* Watches for SIGINT/SIGTERM (blocked in every other thread), draws progress, samples the trace. */
 struct watcher {
 	rf_pipeline *p;
+	struct consumer *consumer;
 	bool progress;
 	struct trace *trace; /* NULL without --trace */
 	_Atomic bool done;
@@ -174,6 +175,7 @@ static void *watch(void *arg)
 		int sig = sigtimedwait(&set, NULL, &tick);
 		if (sig == SIGINT || sig == SIGTERM) {
 			atomic_store(&w->interrupted, true);
+			atomic_store(&w->consumer->stop, true);
 			rf_pipeline_cancel(w->p);
 		} else if (w->trace || (w->progress && n % 2 == 0)) {
 			rf_stats s;
@@ -260,7 +262,7 @@ static int run_blocked(rf_pipeline *p, const struct options *o, struct consumer 
 			rf_pipeline_error(p)[0] ? rf_pipeline_error(p) : rf_strerror(rc));
 		return rc == RF_ECONFIG ? EXIT_USAGE : EXIT_RUNTIME;
 	}
-	struct watcher w = {.p = p, .progress = !o->quiet && isatty(STDERR_FILENO), .trace = trace};
+	struct watcher w = {.p = p, .consumer = c, .progress = !o->quiet && isatty(STDERR_FILENO), .trace = trace};
 	pthread_t watcher;
 	bool watching = pthread_create(&watcher, NULL, watch, &w) == 0;
 	rc = rf_pipeline_run(p, consumer_run, c);

@@ -379,6 +379,37 @@ Test(cli, sigint_stops_promptly_with_partial_stats, .timeout = 120)
 	free(dir);
 }
 
+/* A signal cuts a sleeping or spinning consumer's batch short: an hour per batch still stops at once. */
+Test(cli, a_signal_stops_a_long_consumer_batch, .timeout = 60)
+{
+	char *dir = make_samples(4);
+	char *img = tfs_path(dir, "img");
+	static const char *const kinds[] = {"sleep", "spin"};
+	static const int signals[] = {SIGINT, SIGTERM};
+	for (int i = 0; i < 2; i++) {
+		pid_t pid = fork();
+		cr_assert_geq(pid, 0);
+		if (pid == 0) {
+			freopen("/dev/null", "w", stdout);
+			freopen("/dev/null", "w", stderr);
+			execl(RF_CLI_PATH, RF_CLI_PATH, "run", "--quiet", "--consumer", kinds[i], "--cost-ms", "3600000",
+			      img, (char *)NULL);
+			_exit(127);
+		}
+		usleep(500000);
+		double t0 = now_s();
+		kill(pid, signals[i]);
+		int status;
+		waitpid(pid, &status, 0);
+		double elapsed = now_s() - t0;
+		cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 130, "%s: status %d", kinds[i], status);
+		cr_assert_lt(elapsed, 1.0, "%s: took %.3f s to stop", kinds[i], elapsed);
+	}
+	free(img);
+	tfs_rmtree(dir);
+	free(dir);
+}
+
 /* Reads a --list file: marks each listed index in seen[], returns the line count. */
 static int read_list(const char *path, int *seen, int n)
 {
