@@ -40,4 +40,15 @@ with ringfeed.Pipeline(sys.argv[1], batch_size=8) as pipe:
     print(sum(len(b) for b in pipe), "images from Python")' "$work/images" "$prefix")
 echo "python: $out"
 [ "$out" = "20 images from Python" ] || { echo "unexpected output from the Python package" >&2; exit 1; }
+# Installed elsewhere than configured (`cmake --install --prefix`): pkg-config points into that prefix.
+moved=$work/moved
+cmake --install "$work/build" --prefix "$moved" >/dev/null
+pc=$(find "$moved" -name ringfeed.pc)
+flags=$(PKG_CONFIG_PATH=$(dirname "$pc") pkg-config --cflags --libs ringfeed)
+case "$flags" in *"$moved"*) ;; *) echo "ringfeed.pc under $moved points elsewhere: $flags" >&2; exit 1 ;; esac
+# shellcheck disable=SC2086
+cc -std=c11 -Wall -Werror -o "$work/pc_moved" "$src" $flags
+out=$(LD_LIBRARY_PATH="$(dirname "$pc")/.." "$work/pc_moved" "$work/images")
+echo "pc_moved: $out"
+case "$out" in *" 20 images, 0 failed"*) ;; *) echo "unexpected output from pc_moved" >&2; exit 1 ;; esac
 echo "install test passed"
