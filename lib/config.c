@@ -410,9 +410,10 @@ int rf_config_validate(const rf_config *cfg, char *err, size_t err_len)
 	uint64_t pool = batches * slot * (uint64_t)cfg->batch.size;
 	if (cfg->limits.memory_mb && pool >= cfg->limits.memory_mb << 20)
 		return fail(err, err_len,
-			    "limits.memory_mb: %llu MiB cannot hold the batch pool (%llu batches of %d images, "
-			    "%.1f MiB); lower batch.size or pipeline.prefetch_batches",
-			    (unsigned long long)cfg->limits.memory_mb, (unsigned long long)batches, cfg->batch.size,
-			    (double)pool / (1 << 20));
+			    "limits.memory_mb: %llu MiB cannot hold the batch pool (%s%llu batches of %d images, "
+			    "%.1f MiB%s); lower batch.size or pipeline.prefetch_batches",
+			    (unsigned long long)cfg->limits.memory_mb, cfg->decoder.threads > 0 ? "" : "at least ",
+			    (unsigned long long)batches, cfg->batch.size, (double)pool / (1 << 20),
+			    cfg->decoder.threads > 0 ? "" : "; decoder.threads = auto adds one per CPU beyond the first");
 	return 0;
 }

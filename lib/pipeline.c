@@ -92,13 +92,15 @@ static int fit_memory(rf_pipeline *p, size_t batches, size_t staging, size_t ite
 	const rf_config *c = &p->cfg;
 	uint64_t mem = c->limits.memory_mb << 20;
 	uint64_t pool = (uint64_t)batches * (uint64_t)c->batch.size * rf__slot_bytes(c);
+	/* The least that works: the pool, and as much again as the decode buffers for file buffers. */
+	uint64_t need_mb = (pool + 2 * (uint64_t)items_floor * staging + (1 << 20) - 1) >> 20;
 	if (pool >= mem) {
 		rf__pipeline_fail(p, RF_ECONFIG,
 				  "limits.memory_mb = %llu cannot hold the batch pool: %zu batches of %d images of %zu "
-				  "bytes need %.1f MiB; lower batch.size or pipeline.prefetch_batches, or raise "
-				  "limits.memory_mb",
+				  "bytes need %.1f MiB; this config needs limits.memory_mb >= %llu, or a lower "
+				  "batch.size or pipeline.prefetch_batches",
 				  (unsigned long long)c->limits.memory_mb, batches, c->batch.size, rf__slot_bytes(c),
-				  (double)pool / (1 << 20));
+				  (double)pool / (1 << 20), (unsigned long long)need_mb);
 		return RF_ECONFIG;
 	}
 	uint64_t left = mem - pool;
@@ -106,8 +108,10 @@ static int fit_memory(rf_pipeline *p, size_t batches, size_t staging, size_t ite
 	if (fit < items_floor) {
 		rf__pipeline_fail(p, RF_ECONFIG,
 				  "limits.memory_mb = %llu leaves %.1f MiB after the batch pool: too little for the %zu "
-				  "decode buffers of %zu bytes this config needs and room for file buffers",
-				  (unsigned long long)c->limits.memory_mb, (double)left / (1 << 20), items_floor, staging);
+				  "decode buffers of %zu bytes this config needs and room for file buffers; it needs "
+				  "limits.memory_mb >= %llu",
+				  (unsigned long long)c->limits.memory_mb, (double)left / (1 << 20), items_floor, staging,
+				  (unsigned long long)need_mb);
 		return RF_ECONFIG;
 	}
 	if (*items > fit)

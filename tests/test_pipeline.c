@@ -1083,6 +1083,14 @@ Test(memory, batch_pool_over_the_cap_is_a_config_error)
 	cr_assert_eq(rf_pipeline_create(&p, &cfg), 0);
 	cr_assert_eq(rf_pipeline_start(p), RF_ECONFIG);
 	cr_assert_not_null(strstr(rf_pipeline_error(p), "limits.memory_mb"), "%s", rf_pipeline_error(p));
+	/* The message names the least cap that works, and that one does (not another error further on). */
+	const char *least = strstr(rf_pipeline_error(p), "limits.memory_mb >= ");
+	cr_assert_not_null(least, "%s", rf_pipeline_error(p));
+	cfg.limits.memory_mb = strtoull(least + strlen("limits.memory_mb >= "), NULL, 10);
+	rf_pipeline_close(p);
+	cr_assert_eq(rf_pipeline_create(&p, &cfg), 0);
+	cr_assert_eq(rf_pipeline_start(p), 0, "with limits.memory_mb = %llu: %s",
+		     (unsigned long long)cfg.limits.memory_mb, rf_pipeline_error(p));
 	rf_pipeline_close(p);
 }
 
