@@ -173,20 +173,54 @@ void consumer_flush(struct consumer *c)
 }
 
 /*
+ * A TSV field: a tab, newline, carriage return or backslash in it (a file
+ * name may hold any of them) is written as \t, \n, \r or \\, so that
+ * every record stays one line of the columns it promises.
+ */
+static void put_field(FILE *out, const char *s)
+{
+	for (; *s; s++) {
+		switch (*s) {
+		case '\t':
+			fputs("\\t", out);
+			break;
+		case '\n':
+			fputs("\\n", out);
+			break;
+		case '\r':
+			fputs("\\r", out);
+			break;
+		case '\\':
+			fputs("\\\\", out);
+			break;
+		default:
+			fputc(*s, out);
+		}
+	}
+}
+
+/*
  * --list: INDEX<TAB>EPOCH<TAB>PATH for every image of the batch; --errors:
- * PATH<TAB>REASON for every failure it carries, the first few echoed at once.
+ * PATH<TAB>REASON for every failure it carries (fields escaped by put_field),
+ * the first few echoed at once.
  */
 static void note_batch(struct consumer *c, const rf_batch *batch)
 {
 	struct batch_lines b = {.sequence = rf_batch_sequence(batch)};
 	FILE *list = c->list_file ? open_memstream(&b.list, &b.list_len) : NULL;
-	for (size_t i = 0; list && i < rf_batch_count(batch); i++)
-		fprintf(list, "%llu\t%u\t%s\n", (unsigned long long)rf_batch_index(batch, i), rf_batch_epoch(batch),
-			rf_batch_path(batch, i));
+	for (size_t i = 0; list && i < rf_batch_count(batch); i++) {
+		fprintf(list, "%llu\t%u\t", (unsigned long long)rf_batch_index(batch, i), rf_batch_epoch(batch));
+		put_field(list, rf_batch_path(batch, i));
+		fputc('\n', list);
+	}
 	size_t n = rf_batch_error_count(batch);
 	FILE *errors = c->errors_file && n ? open_memstream(&b.errors, &b.errors_len) : NULL;
-	for (size_t i = 0; errors && i < n; i++)
-		fprintf(errors, "%s\t%s\n", rf_batch_error(batch, i)->path, rf_batch_error(batch, i)->reason);
+	for (size_t i = 0; errors && i < n; i++) {
+		put_field(errors, rf_batch_error(batch, i)->path);
+		fputc('\t', errors);
+		put_field(errors, rf_batch_error(batch, i)->reason);
+		fputc('\n', errors);
+	}
 	if (list)
 		fclose(list);
 	if (errors)

@@ -575,6 +575,45 @@ Test(cli, list_and_errors_in_delivery_order_with_infer_threads, .timeout = 120)
 	free(dir);
 }
 
+/* --list and --errors keep one record per line whatever the file names hold: \t, \n, \r, \\ escaped. */
+Test(cli, list_and_errors_escape_paths, .timeout = 60)
+{
+	char *dir = make_samples(1);
+	char *cmd = NULL;
+	cr_assert_gt(asprintf(&cmd,
+			      "cd '%s/img' && cp sample-00000.jpg \"$(printf 'new\\nline\\tand\\\\slash.jpg')\" && "
+			      "printf 'x' > \"$(printf 'bad\\tname.jpg')\"",
+			      dir),
+		     0);
+	cr_assert_eq(system(cmd), 0, "%s", cmd);
+	free(cmd);
+	char *args = NULL;
+	cr_assert_gt(asprintf(&args, "run --quiet --consumer null --list '%s/l.tsv' --errors '%s/e.tsv' '%s/img'", dir,
+			      dir, dir),
+		     0);
+	cr_assert_eq(run_cli(args, NULL), 0);
+	free(args);
+	char *list = tfs_path(dir, "l.tsv"), *errors = tfs_path(dir, "e.tsv");
+	size_t len = 0;
+	char *text = (char *)tfs_read(list, &len);
+	cr_assert_not_null(text);
+	int lines = 0;
+	for (size_t i = 0; i < len; i++)
+		lines += text[i] == '\n';
+	cr_assert_eq(lines, 2, "two images, two lines: %s", text);
+	cr_assert_not_null(strstr(text, "/new\\nline\\tand\\\\slash.jpg\n"), "%s", text);
+	free(text);
+	text = (char *)tfs_read(errors, &len);
+	cr_assert_not_null(text);
+	cr_assert_not_null(strstr(text, "/bad\\tname.jpg\t"), "%s", text);
+	cr_assert_eq(strchr(text, '\n'), text + len - 1, "one error, one line: %s", text);
+	free(text);
+	free(list);
+	free(errors);
+	tfs_rmtree(dir);
+	free(dir);
+}
+
 /* ringfeed-samples --help prints its usage and makes nothing; an option is not taken for DIR. */
 Test(cli, samples_help_makes_no_directory)
 {
