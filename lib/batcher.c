@@ -153,8 +153,9 @@ static void ship_ready(rf_pipeline *p)
 			break;
 		b->open_head = (b->open_head + 1) % b->batch_count;
 		b->open_count--;
+		head->dropped = 0;
 		if (head->drop) { /* every slot is written now: safe to empty it */
-			b->dropped += head->count;
+			head->dropped = head->count;
 			head->count = head->filled = 0;
 		}
 		for (size_t i = 0; i < head->errors.count; i++)
@@ -162,12 +163,17 @@ static void ship_ready(rf_pipeline *p)
 		/* Numbered as shipped (before the push: a consumer may read it at once), so no gaps. */
 		head->sequence = b->shipped;
 		if ((head->count == 0 && head->errors.count == 0) || rf__queue_try_push(&b->ready, head) != 0) {
+			b->dropped += head->dropped; /* nothing to hand out: dropped now */
 			b->free[b->free_count++] = head;
 			pthread_cond_signal(&b->batch_free);
 			continue;
 		}
 		b->shipped++;
-		b->failure_shipped = b->fail_fast && head->errors.count > 0;
+		if (b->fail_fast && head->errors.count > 0) {
+			b->failure = head->errors.records[0];
+			b->failure.pub.reason = b->failure.reason;
+			b->failure_shipped = true;
+		}
 		uint64_t zero = 0;
 		atomic_compare_exchange_strong(&p->first_batch_ns, &zero, rf__now_ns());
 	}
@@ -218,6 +224,38 @@ static void seal_short(rf__batcher *b, rf_batch *batch)
 }
 
 /*
+ * on_error = fail: the batch ends with the first failure, whose position
+ * (next_due has not moved past it since) is where a resume starts, so that
+ * the failed item is tried again.
+ */
+static void seal_failure(rf__batcher *b, rf_batch *batch)
+{
+	seal(b, batch);
+	batch->end_position = b->next_due - 1;
+}
+
+/*
+ * on_error = fail, the failure recorded with no batch free: waits (blocked,
+ * holding no slots) until one comes back and seals it with the record alone.
+ */
+static void place_failure(rf_pipeline *p)
+{
+	rf__batcher *b = &p->batcher;
+	while (b->pending.count > 0 && !b->canceled) {
+		rf_batch *batch = filling_batch(b);
+		if (batch) {
+			seal_failure(b, batch);
+			ship_ready(p);
+			return;
+		}
+		ship_ready(p);
+		uint64_t t = rf__wait_begin(&p->stage[RF_STAGE_DECODER], RF__BLOCKED);
+		pthread_cond_wait(&b->batch_free, &b->lock);
+		rf__wait_end(&p->stage[RF_STAGE_DECODER], RF__BLOCKED, t);
+	}
+}
+
+/*
  * Records a failed item whose turn has come. Running out of memory for the
  * record stops the batcher and copies the message out for the caller, which
  * reports it after unlocking (reporting cancels the pipeline, which takes this
@@ -235,13 +273,14 @@ static void take_failure(rf_pipeline *p, rf__item *item, char *fatal, size_t fat
 	/*
 	 * on_error = fail: the failure goes out at once, in a batch that ends with
 	 * it (the images before it, then its record); the run stops when the
-	 * consumer takes it (next_batch). With no batch free now, the record rides
-	 * on the next one sealed.
+	 * consumer takes it (next_batch). No later item gets a slot (assign_slots);
+	 * with no batch free now, the record waits for one (place_failure).
 	 */
 	if (b->fail_fast) {
+		b->failure_taken = true;
 		rf_batch *batch = filling_batch(b);
 		if (batch)
-			seal(b, batch);
+			seal_failure(b, batch);
 		return;
 	}
 	/* Not waiting here: the caller may hold slots (see assign_slots); a later failure retries. */
@@ -258,6 +297,15 @@ static size_t assign_slots(rf_pipeline *p, struct work *work, char *fatal, size_
 	rf__batcher *b = &p->batcher;
 	size_t n = 0;
 	while (n < WORK_MAX && !b->canceled) {
+		if (b->failure_taken) {
+			/*
+			 * Later items stay in the window, so the stages stall until
+			 * the run stops. Never wait while holding slots (see below).
+			 */
+			if (n == 0)
+				place_failure(p);
+			break;
+		}
 		rf__item **entry = &b->window[b->next_due % b->window_cap];
 		rf__item *item = *entry;
 		if (!item)
@@ -334,7 +382,9 @@ void rf__batcher_finish(rf_pipeline *p)
 	rf_batch *tail = open_tail(b);
 	if (!b->canceled && tail && !tail->sealed)
 		seal_short(b, tail);
-	if (!b->canceled && b->pending.count > 0) {
+	if (!b->canceled && b->failure_taken) {
+		place_failure(p);
+	} else if (!b->canceled && b->pending.count > 0) {
 		rf_batch *batch = acquire_filling(p);
 		if (batch)
 			seal(b, batch);
@@ -368,7 +418,20 @@ void rf__batcher_hand_out(rf__batcher *b, const rf_batch *batch)
 	b->handed++;
 	b->ok += batch->count;
 	b->failed += batch->errors.count;
+	b->dropped += batch->dropped;
 	pthread_mutex_unlock(&b->lock);
+}
+
+bool rf__batcher_failure(rf__batcher *b, rf__error_record *out)
+{
+	pthread_mutex_lock(&b->lock);
+	bool shipped = b->failure_shipped;
+	if (shipped) {
+		*out = b->failure;
+		out->pub.reason = out->reason;
+	}
+	pthread_mutex_unlock(&b->lock);
+	return shipped;
 }
 
 size_t rf_batch_count(const rf_batch *b)

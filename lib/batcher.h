@@ -42,6 +42,7 @@ struct rf_batch {
 	size_t filled; /* slots whose pixels are written */
 	bool sealed;   /* no more slots will be given out */
 	bool drop;     /* batch.drop_last: a short batch whose images are dropped when it ships */
+	size_t dropped; /* images so dropped, counted when the batch (with error records) is handed out */
 	uint32_t epoch;
 	uint64_t end_position; /* ordered: stream positions below it are in this batch or earlier ones */
 	uint64_t handed_ns; /* when a consumer got it, for busy time */
@@ -53,8 +54,10 @@ typedef struct rf__batcher {
 	pthread_mutex_t lock;
 	pthread_cond_t batch_free;
 	bool ordered, drop_last, canceled;
-	bool fail_fast;      /* pipeline.on_error = fail */
+	bool fail_fast;       /* pipeline.on_error = fail */
+	bool failure_taken;   /* fail_fast: the first failure is recorded; no later item gets a slot */
 	bool failure_shipped; /* fail_fast: the batch with the first failure is out; none ship after it */
+	rf__error_record failure; /* fail_fast: that failure's record, once shipped */
 
 	rf_batch *batches; /* the pool's storage */
 	rf_batch **free;   /* stack of free batches */
@@ -72,8 +75,9 @@ typedef struct rf__batcher {
 	rf__queue ready;
 	/*
 	 * Counters, under lock: batches shipped to the ready queue (their
-	 * numbers), images dropped by drop_last, and what the consumer was
-	 * handed (rf__batcher_hand_out): batches, images, error records.
+	 * numbers), and what the consumer was handed (rf__batcher_hand_out):
+	 * batches, images, error records, and images dropped by drop_last (a
+	 * dropped batch with no records to hand out counts when it would ship).
 	 */
 	uint64_t shipped, dropped, handed, ok, failed;
 } rf__batcher;
@@ -105,5 +109,10 @@ void rf__batcher_cancel(rf__batcher *b);
 void rf__batcher_release(rf__batcher *b, rf_batch *batch);
 /* batch, taken from the ready queue, goes to the consumer: counted as delivered. */
 void rf__batcher_hand_out(rf__batcher *b, const rf_batch *batch);
+/*
+ * on_error = fail: copies the first failure's record to *out and returns true
+ * once the batch carrying it has shipped (the run ends with it).
+ */
+bool rf__batcher_failure(rf__batcher *b, rf__error_record *out);
 
 #endif

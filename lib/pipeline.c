@@ -401,7 +401,15 @@ static int next_batch(rf_pipeline *p, rf_batch **out, int64_t timeout_ns)
 		 * ends can still close as if the data ran out: the end of data is
 		 * only the end while nobody canceled.
 		 */
-		return atomic_load(&p->canceled) ? stopped_code(p) : RF_EOF;
+		if (atomic_load(&p->canceled))
+			return stopped_code(p);
+		/* on_error = fail: another puller has the failure's batch but may not have stopped the run yet. */
+		rf__error_record failure;
+		if (rf__batcher_failure(&p->batcher, &failure)) {
+			rf__pipeline_fail(p, RF_EITEM, "%s: %s", failure.pub.path, failure.reason);
+			return stopped_code(p);
+		}
+		return RF_EOF;
 	}
 	if (rc != 0)
 		return stopped_code(p);

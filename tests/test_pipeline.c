@@ -316,6 +316,110 @@ Test(pipeline, on_error_fail_stops_with_the_path, .timeout = 60)
 	free(dir);
 }
 
+/*
+ * on_error = fail with every batch of the pool filled before the consumer
+ * comes: the failure finds no batch free, and must still end the stream with
+ * nothing after it (its record used to ride on the next batch sealed, with
+ * images from after the failure). A resume from the state saved then starts
+ * at the failed item, so once the file is mended the rest arrives.
+ */
+Test(pipeline, on_error_fail_delivers_nothing_after_the_failure_when_no_batch_is_free, .timeout = 60)
+{
+	enum { N = 40, BAD = 12 };
+	char *dir = make_dataset(N);
+	cr_assert_eq(tfs_write(dir, "img-00012.png", "not an image", 12), 0);
+	rf_config cfg;
+	base_config(&cfg);
+	cfg.batch.size = 2;
+	cfg.pipeline.on_error = RF_ON_ERROR_FAIL;
+	rf_pipeline *p = open_started(&cfg, dir);
+	usleep(300 * 1000);
+	rf_batch *b;
+	int rc;
+	size_t images = 0, errors = 0;
+	while ((rc = rf_pipeline_next(p, &b)) == 0) {
+		cr_assert_eq(errors, 0, "a batch after the failure");
+		for (size_t i = 0; i < rf_batch_count(b); i++, images++)
+			cr_assert_eq(rf_batch_index(b, i), images, "image %llu after %zu images",
+				     (unsigned long long)rf_batch_index(b, i), images);
+		errors += rf_batch_error_count(b);
+		if (rf_batch_error_count(b))
+			cr_assert_eq(rf_batch_error(b, 0)->index, BAD);
+		rf_batch_release(b);
+	}
+	cr_assert_eq(rc, RF_EITEM, "got %s", rf_err_name(rc));
+	cr_assert_eq(images, BAD);
+	cr_assert_eq(errors, 1);
+	char state[256];
+	cr_assert_eq(rf_pipeline_save_state(p, state, sizeof(state)), 0);
+	rf_pipeline_close(p);
+
+	write_indexed_png(dir, "img-00012.png", BAD);
+	cr_assert_eq(rf_pipeline_create(&p, &cfg), 0);
+	cr_assert_eq(rf_pipeline_add(p, dir), 0);
+	cr_assert_eq(rf_pipeline_resume(p, state), 0, "%s", state);
+	cr_assert_eq(rf_pipeline_start(p), 0, "%s", rf_pipeline_error(p));
+	size_t next = BAD;
+	while ((rc = rf_pipeline_next(p, &b)) == 0) {
+		cr_assert_eq(rf_batch_error_count(b), 0);
+		for (size_t i = 0; i < rf_batch_count(b); i++)
+			cr_assert_eq(rf_batch_index(b, i), next++, "state '%s'", state);
+		rf_batch_release(b);
+	}
+	cr_assert_eq(rc, RF_EOF, "got %s", rf_err_name(rc));
+	cr_assert_eq(next, N, "state '%s': the resumed run ended at %zu", state, next);
+	rf_pipeline_close(p);
+	tfs_rmtree(dir);
+	free(dir);
+}
+
+struct fail_puller {
+	rf_pipeline *p;
+	int rc;
+};
+
+static void *pull_until_stopped(void *arg)
+{
+	struct fail_puller *f = arg;
+	rf_batch *b;
+	while ((f->rc = rf_pipeline_next(f->p, &b)) == 0)
+		rf_batch_release(b);
+	return NULL;
+}
+
+/*
+ * on_error = fail with the failure in the last batch and several pullers:
+ * one takes that batch, another finds the end of the stream before the first
+ * has stopped the run; both must see RF_EITEM (the second got RF_EOF, a run
+ * that looked complete).
+ */
+Test(pipeline, on_error_fail_is_seen_by_every_puller, .timeout = 120)
+{
+	enum { PULLERS = 4 };
+	char *dir = make_dataset(7);
+	cr_assert_eq(tfs_write(dir, "zz-bad.png", "not an image", 12), 0);
+	rf_config cfg;
+	base_config(&cfg);
+	cfg.batch.size = 2;
+	cfg.pipeline.on_error = RF_ON_ERROR_FAIL;
+	for (int run = 0; run < 300; run++) {
+		rf_pipeline *p = open_started(&cfg, dir);
+		struct fail_puller f[PULLERS];
+		pthread_t t[PULLERS];
+		for (int i = 0; i < PULLERS; i++) {
+			f[i] = (struct fail_puller){.p = p};
+			cr_assert_eq(pthread_create(&t[i], NULL, pull_until_stopped, &f[i]), 0);
+		}
+		for (int i = 0; i < PULLERS; i++) {
+			pthread_join(t[i], NULL);
+			cr_assert_eq(f[i].rc, RF_EITEM, "run %d, puller %d: %s", run, i, rf_err_name(f[i].rc));
+		}
+		rf_pipeline_close(p);
+	}
+	tfs_rmtree(dir);
+	free(dir);
+}
+
 Test(pipeline, drop_last_and_nchw_f32_values, .timeout = 60)
 {
 	char *dir = make_dataset(10);

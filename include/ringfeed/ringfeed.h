@@ -251,7 +251,8 @@ RF_API void rf_pipeline_cancel(rf_pipeline *p);
  * inputs' count and a hash of their paths in order, shuffle, seed, shard). A
  * new pipeline with the same inputs and source keys
  * given that text by rf_pipeline_resume (before rf_pipeline_start) continues
- * exactly there: nothing delivered twice, nothing skipped.
+ * exactly there: nothing delivered twice, nothing skipped. After RF_EITEM
+ * (on_error = fail) the position is the failed item's, so a resume tries it again.
  * save: RF_ESTATE before start or when unordered, RF_EINVAL if buf is too
  * small (256 bytes always suffice). resume: RF_EINVAL for text that is not a
  * state (trailing text included), RF_ESTATE after start; a state that does not match the inputs or
