@@ -373,7 +373,8 @@ static int cmd_run(int argc, char **argv)
 		}
 		trace_begin(&trace, trace_file);
 	}
-	c.echo_errors = !o.quiet && !o.errors_path;
+	/* Under on_error = fail the one failure is the run's error, said once at the end. */
+	c.echo_errors = !o.quiet && !o.errors_path && cfg.pipeline.on_error != RF_ON_ERROR_FAIL;
 	status = run_pipeline(p, &o, &c, trace_file ? &trace : NULL);
 	consumer_flush(&c);
 	if (!close_output(&c.errors_file, o.errors_path) || !close_output(&c.list_file, o.list_path) ||

@@ -310,6 +310,14 @@ Test(cli, on_error_fail_exits_1, .timeout = 120)
 	cJSON *root = read_json(json);
 	cr_assert_eq(number(root, "failed"), 1);
 	cJSON_Delete(root);
+	/* Without --errors the failure is said once, as the run's error, not also as "skipped". */
+	free(args);
+	free(err);
+	cr_assert_gt(asprintf(&args, "run --set pipeline.on_error=fail '%s/img'", dir), 0);
+	cr_assert_eq(run_cli(args, &err), 1);
+	cr_assert_not_null(strstr(err, "error: "), "%s", err);
+	cr_assert_not_null(strstr(err, "bad.jpg"), "%s", err);
+	cr_assert_null(strstr(err, "skipped"), "%s", err);
 	free(text);
 	free(errors);
 	free(json);
