@@ -51,4 +51,16 @@ cc -std=c11 -Wall -Werror -o "$work/pc_moved" "$src" $flags
 out=$(LD_LIBRARY_PATH="$(dirname "$pc")/.." "$work/pc_moved" "$work/images")
 echo "pc_moved: $out"
 case "$out" in *" 20 images, 0 failed"*) ;; *) echo "unexpected output from pc_moved" >&2; exit 1 ;; esac
+# Absolute install directories (a distribution's layout) are written into ringfeed.pc as they are.
+abs=$work/abs
+cmake -S . -B "$work/build" -DCMAKE_INSTALL_LIBDIR="$abs/lib64" -DCMAKE_INSTALL_INCLUDEDIR="$abs/inc" >/dev/null
+cmake --build "$work/build" -j"$(nproc)" >/dev/null
+cmake --install "$work/build" >/dev/null
+flags=$(PKG_CONFIG_PATH=$abs/lib64/pkgconfig pkg-config --cflags --libs ringfeed)
+case "$flags" in *"-I$abs/inc"*"-L$abs/lib64"*) ;; *) echo "ringfeed.pc with absolute directories: $flags" >&2; exit 1 ;; esac
+# shellcheck disable=SC2086
+cc -std=c11 -Wall -Werror -o "$work/pc_abs" "$src" $flags
+out=$(LD_LIBRARY_PATH="$abs/lib64" "$work/pc_abs" "$work/images")
+echo "pc_abs: $out"
+case "$out" in *" 20 images, 0 failed"*) ;; *) echo "unexpected output from pc_abs" >&2; exit 1 ;; esac
 echo "install test passed"
