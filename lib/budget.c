@@ -7,6 +7,7 @@
  * (Without a cap an item keeps its buffer for the next file instead.) A file
  * larger than the whole budget fails at once instead of waiting.
  */
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "clock.h"
@@ -54,10 +55,14 @@ int rf__budget_charge(rf_pipeline *p, rf__item *item, size_t want, bool wait)
 		return RF__RESERVED;
 	}
 	if (want > b->limit) {
+		/* The buffer is what is compared: at least 4 KiB, whole blocks under direct I/O. */
+		char buffer[64] = "";
+		if (want != item->size)
+			snprintf(buffer, sizeof(buffer), " (a buffer of %zu)", want);
 		rf__item_fail(item, RF_ETOOBIG,
-			      "file is %llu bytes, more than the %llu bytes limits.memory_mb leaves for file "
+			      "file is %llu bytes%s, more than the %llu bytes limits.memory_mb leaves for file "
 			      "buffers",
-			      (unsigned long long)item->size, (unsigned long long)b->limit);
+			      (unsigned long long)item->size, buffer, (unsigned long long)b->limit);
 		return RF__RESERVE_FAILED;
 	}
 	/*

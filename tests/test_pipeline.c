@@ -1166,6 +1166,50 @@ Test(memory, file_larger_than_the_budget_is_an_error_record, .timeout = 60)
 	free(dir);
 }
 
+/*
+ * Under loader.direct_io a buffer is whole 4 KiB blocks: a file 100 bytes
+ * under the budget's limit needs a buffer over it. The record says so (it
+ * said "file is N bytes, more than the M bytes" with N below M).
+ */
+Test(memory, a_buffer_rounded_over_the_budget_says_so, .timeout = 60)
+{
+	rf_config cfg;
+	base_config(&cfg);
+	cfg.loader.direct_io = true;
+	cfg.limits.memory_mb = 1;
+	char *dir = tfs_mkdtemp();
+	write_indexed_png(dir, "a.png", 1);
+	rf_pipeline *p = open_started(&cfg, dir);
+	uint64_t limit = p->budget.limit;
+	rf_pipeline_close(p);
+	cr_assert_gt(limit, 4096);
+	size_t size = (size_t)limit - 100;
+	char *big = calloc(1, size);
+	cr_assert_eq(tfs_write(dir, "b.png", big, size), 0);
+	free(big);
+	p = open_started(&cfg, dir);
+	rf_batch *b;
+	size_t too_big = 0;
+	while (rf_pipeline_next(p, &b) == 0) {
+		for (size_t e = 0; e < rf_batch_error_count(b); e++) {
+			const rf_item_error *err = rf_batch_error(b, e);
+			unsigned long long file = 0, buffer = 0, budget = 0;
+			cr_assert_eq(sscanf(err->reason, "file is %llu bytes (a buffer of %llu), more than the %llu bytes",
+					    &file, &buffer, &budget),
+				     3, "%s", err->reason);
+			cr_assert_eq(file, size);
+			cr_assert_eq(budget, limit);
+			cr_assert_gt(buffer, budget, "%s", err->reason);
+			too_big++;
+		}
+		rf_batch_release(b);
+	}
+	cr_assert_eq(too_big, 1);
+	rf_pipeline_close(p);
+	tfs_rmtree(dir);
+	free(dir);
+}
+
 Test(memory, batch_pool_over_the_cap_is_a_config_error)
 {
 	rf_config cfg;
