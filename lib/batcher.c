@@ -64,13 +64,19 @@ int rf__batcher_init(rf__batcher *b, rf_pipeline *owner, const rf_config *cfg, s
 	int rc = rf__cond_init_monotonic(&b->batch_free);
 	if (rc != 0)
 		return RF_ESYS;
+	if (pthread_cond_init(&b->failure_out, NULL) != 0) {
+		pthread_cond_destroy(&b->batch_free);
+		return RF_ESYS;
+	}
 	if (pthread_mutex_init(&b->lock, NULL) != 0) {
+		pthread_cond_destroy(&b->failure_out);
 		pthread_cond_destroy(&b->batch_free);
 		return RF_ESYS;
 	}
 	rc = rf__queue_init(&b->ready, batch_count, 1);
 	if (rc != 0) {
 		pthread_mutex_destroy(&b->lock);
+		pthread_cond_destroy(&b->failure_out);
 		pthread_cond_destroy(&b->batch_free);
 		return rc;
 	}
@@ -82,6 +88,7 @@ void rf__batcher_destroy(rf__batcher *b)
 	if (b->ready.slots) {
 		rf__queue_destroy(&b->ready);
 		pthread_mutex_destroy(&b->lock);
+		pthread_cond_destroy(&b->failure_out);
 		pthread_cond_destroy(&b->batch_free);
 	}
 	for (size_t i = 0; b->batches && i < b->batch_count; i++) {
@@ -243,12 +250,15 @@ static void place_failure(rf_pipeline *p)
 	rf__batcher *b = &p->batcher;
 	while (b->pending.count > 0 && !b->canceled) {
 		rf_batch *batch = filling_batch(b);
+		if (!batch) {
+			ship_ready(p); /* may give an empty batch back */
+			batch = filling_batch(b);
+		}
 		if (batch) {
 			seal_failure(b, batch);
 			ship_ready(p);
 			return;
 		}
-		ship_ready(p);
 		uint64_t t = rf__wait_begin(&p->stage[RF_STAGE_DECODER], RF__BLOCKED);
 		pthread_cond_wait(&b->batch_free, &b->lock);
 		rf__wait_end(&p->stage[RF_STAGE_DECODER], RF__BLOCKED, t);
@@ -264,6 +274,14 @@ static void place_failure(rf_pipeline *p)
 static void take_failure(rf_pipeline *p, rf__item *item, char *fatal, size_t fatal_len)
 {
 	rf__batcher *b = &p->batcher;
+	rf_batch *tail = open_tail(b);
+	/*
+	 * on_error = fail: an epoch that ends before the failure ends as any
+	 * epoch does (its short last batch goes, dropped under drop_last), so the
+	 * failure's batch does not span two epochs. Nothing is pending to go with it.
+	 */
+	if (b->fail_fast && b->ordered && tail && !tail->sealed && tail->count > 0 && tail->epoch != item->epoch)
+		seal_short(b, tail);
 	if (record_error(b, p, item) != 0) {
 		snprintf(fatal, fatal_len, "out of memory recording a failed item");
 		b->canceled = true;
@@ -419,12 +437,19 @@ void rf__batcher_hand_out(rf__batcher *b, const rf_batch *batch)
 	b->ok += batch->count;
 	b->failed += batch->errors.count;
 	b->dropped += batch->dropped;
+	if (b->fail_fast && batch->errors.count > 0) {
+		b->failure_handed = true;
+		pthread_cond_broadcast(&b->failure_out);
+	}
 	pthread_mutex_unlock(&b->lock);
 }
 
 bool rf__batcher_failure(rf__batcher *b, rf__error_record *out)
 {
 	pthread_mutex_lock(&b->lock);
+	/* Shipped and out of the queue: the thread that took it is about to hand it out. */
+	while (b->failure_shipped && !b->failure_handed)
+		pthread_cond_wait(&b->failure_out, &b->lock);
 	bool shipped = b->failure_shipped;
 	if (shipped) {
 		*out = b->failure;

@@ -57,6 +57,8 @@ typedef struct rf__batcher {
 	bool fail_fast;       /* pipeline.on_error = fail */
 	bool failure_taken;   /* fail_fast: the first failure is recorded; no later item gets a slot */
 	bool failure_shipped; /* fail_fast: the batch with the first failure is out; none ship after it */
+	bool failure_handed;  /* fail_fast: and a consumer has it, its position recorded */
+	pthread_cond_t failure_out; /* signalled when failure_handed is set */
 	rf__error_record failure; /* fail_fast: that failure's record, once shipped */
 
 	rf_batch *batches; /* the pool's storage */
@@ -111,7 +113,9 @@ void rf__batcher_release(rf__batcher *b, rf_batch *batch);
 void rf__batcher_hand_out(rf__batcher *b, const rf_batch *batch);
 /*
  * on_error = fail: copies the first failure's record to *out and returns true
- * once the batch carrying it has shipped (the run ends with it).
+ * once the batch carrying it has shipped (the run ends with it). For a caller
+ * that found the ready queue at its end: waits until the thread that took
+ * that batch has handed it out.
  */
 bool rf__batcher_failure(rf__batcher *b, rf__error_record *out);
 

@@ -414,15 +414,19 @@ static int next_batch(rf_pipeline *p, rf_batch **out, int64_t timeout_ns)
 	if (rc != 0)
 		return stopped_code(p);
 	rf_batch *b = v;
+	/*
+	 * Batches leave the ready queue in order; with several pullers keep the
+	 * furthest. Recorded before the hand-out, so that a state saved by any
+	 * thread once RF_EITEM is seen includes the failure's batch.
+	 */
+	uint64_t seen = atomic_load(&p->delivered_position);
+	while (b->end_position > seen && !atomic_compare_exchange_weak(&p->delivered_position, &seen, b->end_position))
+		;
 	rf__batcher_hand_out(&p->batcher, b);
 	/* on_error = fail: the consumer gets the batch with the first failure, and the run stops there. */
 	if (p->batcher.fail_fast && b->errors.count > 0)
 		rf__pipeline_fail(p, RF_EITEM, "%s: %s", b->errors.records[0].pub.path, b->errors.records[0].pub.reason);
 	b->handed_ns = rf__wait_begin(st, RF__HELD); /* busy from now until rf_batch_release */
-	/* Batches leave the ready queue in order; with several pullers keep the furthest. */
-	uint64_t seen = atomic_load(&p->delivered_position);
-	while (b->end_position > seen && !atomic_compare_exchange_weak(&p->delivered_position, &seen, b->end_position))
-		;
 	rf__count(&st->items, b->count);
 	*out = b;
 	return 0;

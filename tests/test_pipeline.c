@@ -376,32 +376,41 @@ Test(pipeline, on_error_fail_delivers_nothing_after_the_failure_when_no_batch_is
 struct fail_puller {
 	rf_pipeline *p;
 	int rc;
+	char state[256];
+	rf_stats stats;
 };
 
+/* Pulls until the run stops; then, at once, saves the state and reads the stats. */
 static void *pull_until_stopped(void *arg)
 {
 	struct fail_puller *f = arg;
 	rf_batch *b;
 	while ((f->rc = rf_pipeline_next(f->p, &b)) == 0)
 		rf_batch_release(b);
+	rf_pipeline_save_state(f->p, f->state, sizeof(f->state));
+	rf_pipeline_stats(f->p, &f->stats);
 	return NULL;
 }
 
 /*
- * on_error = fail with the failure in the last batch and several pullers:
- * one takes that batch, another finds the end of the stream before the first
- * has stopped the run; both must see RF_EITEM (the second got RF_EOF, a run
- * that looked complete).
+ * on_error = fail with several pullers, the failure near the end: one takes
+ * the failure's batch, others find the end of the stream or are woken by the
+ * stop. Every one must see RF_EITEM (one got RF_EOF, a run that looked
+ * complete: 7 runs in 300), and a state saved or stats read as soon as it is
+ * seen must include the failure's batch (the state resumed up to 5 images
+ * early, in about 1 run in 5, and the stats could count no failure).
  */
 Test(pipeline, on_error_fail_is_seen_by_every_puller, .timeout = 120)
 {
-	enum { PULLERS = 4 };
-	char *dir = make_dataset(7);
-	cr_assert_eq(tfs_write(dir, "zz-bad.png", "not an image", 12), 0);
+	enum { PULLERS = 4, N = 20, BAD = 18 };
+	char *dir = make_dataset(N);
+	cr_assert_eq(tfs_write(dir, "img-00018.png", "not an image", 12), 0);
 	rf_config cfg;
 	base_config(&cfg);
 	cfg.batch.size = 2;
 	cfg.pipeline.on_error = RF_ON_ERROR_FAIL;
+	char want[64];
+	snprintf(want, sizeof(want), " position=%d ", BAD);
 	for (int run = 0; run < 300; run++) {
 		rf_pipeline *p = open_started(&cfg, dir);
 		struct fail_puller f[PULLERS];
@@ -413,9 +422,58 @@ Test(pipeline, on_error_fail_is_seen_by_every_puller, .timeout = 120)
 		for (int i = 0; i < PULLERS; i++) {
 			pthread_join(t[i], NULL);
 			cr_assert_eq(f[i].rc, RF_EITEM, "run %d, puller %d: %s", run, i, rf_err_name(f[i].rc));
+			cr_assert_not_null(strstr(f[i].state, want), "run %d, puller %d saved '%s'", run, i, f[i].state);
+			cr_assert_eq(f[i].stats.failed, 1, "run %d, puller %d", run, i);
 		}
 		rf_pipeline_close(p);
 	}
+	tfs_rmtree(dir);
+	free(dir);
+}
+
+/*
+ * on_error = fail with the failure the first item of an epoch (here: shard 0
+ * of 2, shuffled, where input 1 is not in the first epoch's share): the epoch
+ * before it ends as any epoch does, its short last batch dropped under
+ * drop_last, and the failure goes in a batch of its own epoch (it was sealed
+ * into that short batch: one batch spanning two epochs, its image delivered).
+ */
+Test(pipeline, on_error_fail_keeps_batches_within_their_epoch, .timeout = 60)
+{
+	char *dir = make_dataset(10);
+	cr_assert_eq(tfs_write(dir, "img-00001.png", "not an image", 12), 0);
+	rf_config cfg;
+	base_config(&cfg);
+	cfg.batch.size = 4;
+	cfg.batch.drop_last = true;
+	cfg.pipeline.on_error = RF_ON_ERROR_FAIL;
+	cfg.source.epochs = 2;
+	cfg.source.shuffle = true;
+	cfg.source.seed = 0;
+	cfg.source.shard_index = 0;
+	cfg.source.shard_count = 2;
+	rf_pipeline *p = open_started(&cfg, dir);
+	rf_batch *b;
+	int rc;
+	size_t errors = 0;
+	while ((rc = rf_pipeline_next(p, &b)) == 0) {
+		if (rf_batch_count(b) > 0)
+			cr_assert_eq(rf_batch_count(b), 4, "a short batch under drop_last");
+		for (size_t e = 0; e < rf_batch_error_count(b); e++) {
+			cr_assert_eq(rf_batch_error(b, e)->index, 1);
+			cr_assert_eq(rf_batch_error(b, e)->epoch, 1, "input 1 is in the second epoch's share only");
+			cr_assert_eq(rf_batch_epoch(b), 1, "the failure's batch is of epoch %u", rf_batch_epoch(b));
+			errors++;
+		}
+		rf_batch_release(b);
+	}
+	cr_assert_eq(rc, RF_EITEM, "got %s", rf_err_name(rc));
+	cr_assert_eq(errors, 1);
+	rf_stats s;
+	rf_pipeline_stats(p, &s);
+	cr_assert_eq(s.ok, 4);
+	cr_assert_eq(s.dropped, 1, "the first epoch's short last batch");
+	rf_pipeline_close(p);
 	tfs_rmtree(dir);
 	free(dir);
 }
