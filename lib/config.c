@@ -82,7 +82,7 @@ static const struct key_def keys[] = {
 	{"infer.threads", K_INT, OFF(infer.threads), 1, 256, 0, NULL, "threads for rf_pipeline_run"},
 	{"limits.max_pixels", K_U64, OFF(limits.max_pixels), 1, 0, 0, NULL, "largest width*height"},
 	{"limits.max_file_bytes", K_U64, OFF(limits.max_file_bytes), 1, 0, 0, NULL, "largest file"},
-	{"limits.memory_mb", K_U64, OFF(limits.memory_mb), 0, 0, 0, NULL,
+	{"limits.memory_mb", K_U64, OFF(limits.memory_mb), 0, 1ll << 30, 0, NULL,
 	 "MiB for batches, staging and file buffers; 0 = no cap"},
 	{"pipeline.on_error", K_ENUM, OFF(pipeline.on_error), 0, 0, 0, on_errors, "skip|fail"},
 	{"pipeline.prefetch_batches", K_INT, OFF(pipeline.prefetch_batches), 1, 64, 0, NULL,
@@ -189,6 +189,9 @@ static int set_value(rf_config *cfg, const struct key_def *k, const char *value,
 				 k->type == K_INT_AUTO ? " or auto" : "");
 			return fail(err, err_len, "%s: expected %s", k->name, range);
 		}
+		/* Caught here, not only by rf_config_validate, so a config file's error names its line. */
+		if (k->offset == OFF(output.channels) && v == 2)
+			return fail(err, err_len, "%s: expected 1, 3 or 4, got 2", k->name);
 		*(int *)field = (int)v;
 		return 0;
 	case K_U64: {
@@ -200,6 +203,8 @@ static int set_value(rf_config *cfg, const struct key_def *k, const char *value,
 		    u < (unsigned long long)k->min)
 			return fail(err, err_len, "%s: expected %s integer, got '%s'", k->name,
 				    k->min ? "a positive" : "a non-negative", value);
+		if (k->max && u > (unsigned long long)k->max)
+			return fail(err, err_len, "%s: at most %lld, got '%s'", k->name, k->max, value);
 		*(uint64_t *)field = u;
 		return 0;
 	}

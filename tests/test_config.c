@@ -216,6 +216,8 @@ Test(config, bad_values_fail_naming_the_key_and_leave_cfg_unchanged)
 		{"loader.io_depth", ""},
 		{"loader.threads", "99999999999999999999"},
 		{"output.channels", "5"},
+		{"output.channels", "2"},
+		{"limits.memory_mb", "1073741825"}, /* 1 PiB + 1 MiB: its byte count would near 2^64 */
 		{"output.width", "1.5"},
 		{"batch.ordered", "maybe"},
 		{"loader.backend", "mmap"},
@@ -267,7 +269,7 @@ Test(config, validate_rejects_two_channels)
 {
 	rf_config c;
 	rf_config_init(&c);
-	set_ok(&c, "output.channels", "2"); /* in the key's 1..4 range; only validate knows better */
+	c.output.channels = 2; /* set directly: rf_config_set refuses it too */
 	char err[256] = "";
 	cr_assert_eq(rf_config_validate(&c, err, sizeof(err)), RF_ECONFIG);
 	assert_contains(err, "output.channels");
