@@ -221,7 +221,7 @@ static int run_ringfeed(const rf_config *base, const rf__source *f, int threads,
 	rf_pipeline *p = NULL;
 	int rc = rf_pipeline_create(&p, &cfg);
 	for (size_t i = 0; rc == 0 && i < f->count; i++)
-		rc = rf_pipeline_add(p, f->paths[i]);
+		rc = rf_pipeline_add_file(p, f->paths[i]); /* expanded already */
 	struct tally t = {0};
 	double t0 = now_s(), c0 = cpu_s();
 	if (rc == 0)
@@ -342,7 +342,7 @@ static int run_cancel(const rf_config *base, const rf__source *f, int threads, i
 	rf_batch *b;
 	int rc = rf_pipeline_create(&p, &cfg);
 	for (size_t i = 0; rc == 0 && i < f->count; i++)
-		rc = rf_pipeline_add(p, f->paths[i]);
+		rc = rf_pipeline_add_file(p, f->paths[i]); /* expanded already */
 	if (rc == 0)
 		rc = rf_pipeline_start(p);
 	for (int got = 0; rc == 0 && got < after && (rc = rf_pipeline_next(p, &b)) == 0; got++)

@@ -40,13 +40,14 @@ int rf_pipeline_create(rf_pipeline **out, const rf_config *cfg)
 	return 0;
 }
 
-int rf_pipeline_add(rf_pipeline *p, const char *input)
+/* rf_pipeline_add and rf_pipeline_add_file: add is rf__source_add or rf__source_add_file. */
+static int add_input(rf_pipeline *p, const char *input, int (*add)(rf__source *, const char *))
 {
 	if (!p || !input)
 		return RF_EINVAL;
 	if (atomic_load(&p->state) != RF_STATE_CREATED)
 		return RF_ESTATE;
-	int rc = rf__source_add(&p->source, input);
+	int rc = add(&p->source, input);
 	if (rc != 0) {
 		pthread_mutex_lock(&p->error_lock);
 		snprintf(p->error, sizeof(p->error), "%s",
@@ -54,6 +55,16 @@ int rf_pipeline_add(rf_pipeline *p, const char *input)
 		pthread_mutex_unlock(&p->error_lock);
 	}
 	return rc;
+}
+
+int rf_pipeline_add(rf_pipeline *p, const char *input)
+{
+	return add_input(p, input, rf__source_add);
+}
+
+int rf_pipeline_add_file(rf_pipeline *p, const char *path)
+{
+	return add_input(p, path, rf__source_add_file);
 }
 
 size_t rf_pipeline_item_count(const rf_pipeline *p)

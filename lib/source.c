@@ -211,3 +211,11 @@ int rf__source_add(rf__source *s, const char *input)
 		free(s->paths[--s->count]);
 	return rc;
 }
+
+int rf__source_add_file(rf__source *s, const char *path)
+{
+	if (!path || !path[0])
+		return RF_EINVAL;
+	s->error[0] = '\0';
+	return push_path(s, path);
+}

@@ -26,5 +26,7 @@ void rf__source_destroy(rf__source *s);
  * is added.
  */
 int rf__source_add(rf__source *s, const char *input);
+/* Adds path as one item, as it is: not walked, not read as a list, not filtered. */
+int rf__source_add_file(rf__source *s, const char *path);
 
 #endif

@@ -478,6 +478,55 @@ Test(pipeline, on_error_fail_keeps_batches_within_their_epoch, .timeout = 60)
 	free(dir);
 }
 
+/*
+ * rf_pipeline_add_file takes a path as it is: a file whose name starts with
+ * '@' is an image (rf_pipeline_add reads it as a list), a directory is one
+ * item that fails (rf_pipeline_add walks it).
+ */
+Test(pipeline, add_file_takes_the_path_as_it_is, .timeout = 60)
+{
+	char *dir = make_dataset(3);
+	write_indexed_png(dir, "@at.png", 7);
+	char *cwd = getcwd(NULL, 0);
+	cr_assert_not_null(cwd);
+	cr_assert_eq(chdir(dir), 0); /* a relative name, as a user's list would give it */
+	const char *at = "@at.png";
+	rf_config cfg;
+	base_config(&cfg);
+	rf_pipeline *p;
+	cr_assert_eq(rf_pipeline_create(&p, &cfg), 0);
+	cr_assert_eq(rf_pipeline_add(p, at), RF_EIO, "rf_pipeline_add reads '@' as a list file");
+	cr_assert_eq(rf_pipeline_add_file(p, at), 0);
+	cr_assert_eq(rf_pipeline_add_file(p, dir), 0);
+	cr_assert_eq(rf_pipeline_add_file(p, ""), RF_EINVAL);
+	cr_assert_eq(rf_pipeline_item_count(p), 2);
+	cr_assert_eq(rf_pipeline_start(p), 0, "%s", rf_pipeline_error(p));
+	cr_assert_eq(rf_pipeline_add_file(p, at), RF_ESTATE);
+	rf_batch *b;
+	size_t images = 0, errors = 0;
+	while (rf_pipeline_next(p, &b) == 0) {
+		for (size_t i = 0; i < rf_batch_count(b); i++) {
+			cr_assert_eq(rf_batch_index(b, i), 0);
+			cr_assert_eq(decoded_index(b, i), 7);
+			images++;
+		}
+		for (size_t e = 0; e < rf_batch_error_count(b); e++) {
+			cr_assert_eq(rf_batch_error(b, e)->index, 1);
+			cr_assert_not_null(strstr(rf_batch_error(b, e)->reason, "directory"), "%s",
+					   rf_batch_error(b, e)->reason);
+			errors++;
+		}
+		rf_batch_release(b);
+	}
+	cr_assert_eq(images, 1);
+	cr_assert_eq(errors, 1);
+	rf_pipeline_close(p);
+	cr_assert_eq(chdir(cwd), 0);
+	free(cwd);
+	tfs_rmtree(dir);
+	free(dir);
+}
+
 Test(pipeline, drop_last_and_nchw_f32_values, .timeout = 60)
 {
 	char *dir = make_dataset(10);

@@ -191,6 +191,15 @@ RF_API int rf_pipeline_create(rf_pipeline **out, const rf_config *cfg);
  */
 RF_API int rf_pipeline_add(rf_pipeline *p, const char *input);
 
+/*
+ * Adds path as exactly one item, taken as it is: a name starting with '@'
+ * is a file, a directory is not walked (its item fails: not a regular file),
+ * source.extensions does not apply. For lists held by the caller. RF_EINVAL
+ * for NULL or "", RF_ENOMEM, RF_ESTATE after start. The path is copied.
+ * One thread at a time, before rf_pipeline_start.
+ */
+RF_API int rf_pipeline_add_file(rf_pipeline *p, const char *path);
+
 /* Number of items added so far (before start: from the thread that adds). */
 RF_API size_t rf_pipeline_item_count(const rf_pipeline *p);
 
