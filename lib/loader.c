@@ -132,11 +132,13 @@ void rf__loader_read_mode(rf_pipeline *p, rf__item *item, int fd)
 }
 
 /*
- * At most 1 GiB per read (a multiple of DIRECT_ALIGN, so the next offset
- * stays aligned): io_uring takes a 32-bit length, and Linux ends any read at
- * 2 GiB anyway; a larger file is read in several.
+ * At most 16 MiB per read (a multiple of DIRECT_ALIGN, so the next offset
+ * stays aligned); a larger file is read in several. Both loaders stop between
+ * pieces at a cancel, so close waits for one piece, not a whole file (a
+ * 256 MiB file on slow storage held it for seconds). io_uring takes a 32-bit
+ * length and Linux ends any read at 2 GiB, so the cap is needed anyway.
  */
-#define READ_MAX ((size_t)1 << 30)
+#define READ_MAX ((size_t)16 << 20)
 
 size_t rf__loader_read_len(const rf__item *item)
 {

@@ -22,7 +22,7 @@ static void read_item(rf_pipeline *p, rf__item *item)
 	}
 	if (rf__loader_size_file(p, item, fd) && rf__loader_reserve(p, item, true) == RF__RESERVED) {
 		rf__loader_read_mode(p, item, fd);
-		/* A file read in pieces (over 1 GiB, or short reads) stops at a cancel: close need not wait for it. */
+		/* A file read in pieces (over 16 MiB, or short reads) stops at a cancel: close need not wait for it. */
 		while (item->len < item->size && !atomic_load(&p->canceled)) {
 			ssize_t n = pread(fd, item->data + item->len, rf__loader_read_len(item), (off_t)item->len);
 			if (n < 0 && (errno == EINTR || errno == EAGAIN))

@@ -356,17 +356,20 @@ Test(loader, pread_fails_a_leased_file_at_once, .timeout = 20)
 	run_leased(RF_BACKEND_PREAD);
 }
 
-/* io_uring takes a 32-bit length: a file of 4 GiB or more is read 1 GiB at a time, not cut short. */
-Test(loader, a_read_asks_for_at_most_one_gib)
+/*
+ * io_uring takes a 32-bit length: a file of 4 GiB or more is read in pieces,
+ * not cut short; 16 MiB ones, so that a cancel waits for one piece at most.
+ */
+Test(loader, a_read_asks_for_at_most_16_mib)
 {
 	rf__item item = {.size = (5ull << 30) + 100};
-	cr_assert_eq(rf__loader_read_len(&item), (size_t)1 << 30);
+	cr_assert_eq(rf__loader_read_len(&item), (size_t)16 << 20);
 	item.len = (size_t)5 << 30;
 	cr_assert_eq(rf__loader_read_len(&item), 100);
 	item.direct = true; /* whole blocks */
 	cr_assert_eq(rf__loader_read_len(&item), 4096);
 	item.len = 0;
-	cr_assert_eq(rf__loader_read_len(&item), (size_t)1 << 30);
+	cr_assert_eq(rf__loader_read_len(&item), (size_t)16 << 20);
 }
 
 Test(loader, auto_backend_names_itself)
