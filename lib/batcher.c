@@ -280,8 +280,10 @@ static void take_failure(rf_pipeline *p, rf__item *item, char *fatal, size_t fat
 	 * epoch does (its short last batch goes, dropped under drop_last), so the
 	 * failure's batch does not span two epochs. Nothing is pending to go with it.
 	 */
-	if (b->fail_fast && b->ordered && tail && !tail->sealed && tail->count > 0 && tail->epoch != item->epoch)
+	if (b->fail_fast && b->ordered && tail && !tail->sealed && tail->count > 0 && tail->epoch != item->epoch) {
 		seal_short(b, tail);
+		tail->end_position = b->next_due - 1; /* up to the failed item, not past it */
+	}
 	if (record_error(b, p, item) != 0) {
 		snprintf(fatal, fatal_len, "out of memory recording a failed item");
 		b->canceled = true;

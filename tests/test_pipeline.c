@@ -442,38 +442,44 @@ Test(pipeline, on_error_fail_keeps_batches_within_their_epoch, .timeout = 60)
 {
 	char *dir = make_dataset(10);
 	cr_assert_eq(tfs_write(dir, "img-00001.png", "not an image", 12), 0);
-	rf_config cfg;
-	base_config(&cfg);
-	cfg.batch.size = 4;
-	cfg.batch.drop_last = true;
-	cfg.pipeline.on_error = RF_ON_ERROR_FAIL;
-	cfg.source.epochs = 2;
-	cfg.source.shuffle = true;
-	cfg.source.seed = 0;
-	cfg.source.shard_index = 0;
-	cfg.source.shard_count = 2;
-	rf_pipeline *p = open_started(&cfg, dir);
-	rf_batch *b;
-	int rc;
-	size_t errors = 0;
-	while ((rc = rf_pipeline_next(p, &b)) == 0) {
-		if (rf_batch_count(b) > 0)
-			cr_assert_eq(rf_batch_count(b), 4, "a short batch under drop_last");
-		for (size_t e = 0; e < rf_batch_error_count(b); e++) {
-			cr_assert_eq(rf_batch_error(b, e)->index, 1);
-			cr_assert_eq(rf_batch_error(b, e)->epoch, 1, "input 1 is in the second epoch's share only");
-			cr_assert_eq(rf_batch_epoch(b), 1, "the failure's batch is of epoch %u", rf_batch_epoch(b));
-			errors++;
+	for (int drop_last = 1; drop_last >= 0; drop_last--) {
+		rf_config cfg;
+		base_config(&cfg);
+		cfg.batch.size = 4;
+		cfg.batch.drop_last = drop_last;
+		cfg.pipeline.on_error = RF_ON_ERROR_FAIL;
+		cfg.source.epochs = 2;
+		cfg.source.shuffle = true;
+		cfg.source.seed = 0;
+		cfg.source.shard_index = 0;
+		cfg.source.shard_count = 2;
+		rf_pipeline *p = open_started(&cfg, dir);
+		rf_batch *b;
+		int rc;
+		size_t errors = 0;
+		while ((rc = rf_pipeline_next(p, &b)) == 0) {
+			if (drop_last && rf_batch_count(b) > 0)
+				cr_assert_eq(rf_batch_count(b), 4, "a short batch under drop_last");
+			for (size_t e = 0; e < rf_batch_error_count(b); e++) {
+				cr_assert_eq(rf_batch_error(b, e)->index, 1);
+				cr_assert_eq(rf_batch_error(b, e)->epoch, 1, "input 1 is in the second epoch's share only");
+				cr_assert_eq(rf_batch_epoch(b), 1, "the failure's batch is of epoch %u", rf_batch_epoch(b));
+				errors++;
+			}
+			rf_batch_release(b);
 		}
-		rf_batch_release(b);
+		cr_assert_eq(rc, RF_EITEM, "got %s", rf_err_name(rc));
+		cr_assert_eq(errors, 1);
+		rf_stats s;
+		rf_pipeline_stats(p, &s);
+		cr_assert_eq(s.ok, drop_last ? 4 : 5);
+		cr_assert_eq(s.dropped, drop_last ? 1 : 0, "the first epoch's short last batch");
+		/* The failed item is the second epoch's first of this shard's 5 per epoch: position 5. */
+		char state[256];
+		cr_assert_eq(rf_pipeline_save_state(p, state, sizeof(state)), 0);
+		cr_assert_not_null(strstr(state, " position=5 "), "drop_last %d: %s", drop_last, state);
+		rf_pipeline_close(p);
 	}
-	cr_assert_eq(rc, RF_EITEM, "got %s", rf_err_name(rc));
-	cr_assert_eq(errors, 1);
-	rf_stats s;
-	rf_pipeline_stats(p, &s);
-	cr_assert_eq(s.ok, 4);
-	cr_assert_eq(s.dropped, 1, "the first epoch's short last batch");
-	rf_pipeline_close(p);
 	tfs_rmtree(dir);
 	free(dir);
 }
