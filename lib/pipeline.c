@@ -387,6 +387,12 @@ static int stopped_code(rf_pipeline *p)
 	return code ? code : RF_ECANCELED;
 }
 
+/* on_error = fail: the run stops with the first failed item's "path: reason". */
+static void fail_at_item(rf_pipeline *p, const rf_item_error *e)
+{
+	rf__pipeline_fail(p, RF_EITEM, "%s: %s", e->path, e->reason);
+}
+
 /* rf_pipeline_next with a limit on the wait; timeout_ns < 0 waits for ever. */
 static int next_batch(rf_pipeline *p, rf_batch **out, int64_t timeout_ns)
 {
@@ -417,7 +423,7 @@ static int next_batch(rf_pipeline *p, rf_batch **out, int64_t timeout_ns)
 		/* on_error = fail: another puller has the failure's batch but may not have stopped the run yet. */
 		rf__error_record failure;
 		if (rf__batcher_failure(&p->batcher, &failure)) {
-			rf__pipeline_fail(p, RF_EITEM, "%s: %s", failure.pub.path, failure.reason);
+			fail_at_item(p, &failure.pub);
 			return stopped_code(p);
 		}
 		return RF_EOF;
@@ -436,7 +442,7 @@ static int next_batch(rf_pipeline *p, rf_batch **out, int64_t timeout_ns)
 	rf__batcher_hand_out(&p->batcher, b);
 	/* on_error = fail: the consumer gets the batch with the first failure, and the run stops there. */
 	if (p->batcher.fail_fast && b->errors.count > 0)
-		rf__pipeline_fail(p, RF_EITEM, "%s: %s", b->errors.records[0].pub.path, b->errors.records[0].pub.reason);
+		fail_at_item(p, rf_batch_error(b, 0));
 	b->handed_ns = rf__wait_begin(st, RF__HELD); /* busy from now until rf_batch_release */
 	rf__count(&st->items, b->count);
 	*out = b;

@@ -316,6 +316,24 @@ Test(pipeline, on_error_fail_stops_with_the_path, .timeout = 60)
 	free(dir);
 }
 
+/* make_dataset(n) with input bad's file replaced by one that is not an image. */
+static char *make_dataset_failing_at(size_t n, size_t bad)
+{
+	char *dir = make_dataset(n);
+	char name[32];
+	snprintf(name, sizeof(name), "img-%05zu.png", bad);
+	cr_assert_eq(tfs_write(dir, name, "not an image", 12), 0);
+	return dir;
+}
+
+/* base_config with on_error = fail and batches of batch_size. */
+static void fail_fast_config(rf_config *cfg, int batch_size)
+{
+	base_config(cfg);
+	cfg->batch.size = batch_size;
+	cfg->pipeline.on_error = RF_ON_ERROR_FAIL;
+}
+
 /*
  * on_error = fail with every batch of the pool filled before the consumer
  * comes: the failure finds no batch free, and must still end the stream with
@@ -326,12 +344,9 @@ Test(pipeline, on_error_fail_stops_with_the_path, .timeout = 60)
 Test(pipeline, on_error_fail_delivers_nothing_after_the_failure_when_no_batch_is_free, .timeout = 60)
 {
 	enum { N = 40, BAD = 12 };
-	char *dir = make_dataset(N);
-	cr_assert_eq(tfs_write(dir, "img-00012.png", "not an image", 12), 0);
+	char *dir = make_dataset_failing_at(N, BAD);
 	rf_config cfg;
-	base_config(&cfg);
-	cfg.batch.size = 2;
-	cfg.pipeline.on_error = RF_ON_ERROR_FAIL;
+	fail_fast_config(&cfg, 2);
 	rf_pipeline *p = open_started(&cfg, dir);
 	usleep(300 * 1000);
 	rf_batch *b;
@@ -403,12 +418,9 @@ static void *pull_until_stopped(void *arg)
 Test(pipeline, on_error_fail_is_seen_by_every_puller, .timeout = 120)
 {
 	enum { PULLERS = 4, N = 20, BAD = 18 };
-	char *dir = make_dataset(N);
-	cr_assert_eq(tfs_write(dir, "img-00018.png", "not an image", 12), 0);
+	char *dir = make_dataset_failing_at(N, BAD);
 	rf_config cfg;
-	base_config(&cfg);
-	cfg.batch.size = 2;
-	cfg.pipeline.on_error = RF_ON_ERROR_FAIL;
+	fail_fast_config(&cfg, 2);
 	char want[64];
 	snprintf(want, sizeof(want), " position=%d ", BAD);
 	for (int run = 0; run < 300; run++) {
@@ -440,14 +452,11 @@ Test(pipeline, on_error_fail_is_seen_by_every_puller, .timeout = 120)
  */
 Test(pipeline, on_error_fail_keeps_batches_within_their_epoch, .timeout = 60)
 {
-	char *dir = make_dataset(10);
-	cr_assert_eq(tfs_write(dir, "img-00001.png", "not an image", 12), 0);
+	char *dir = make_dataset_failing_at(10, 1);
 	for (int drop_last = 1; drop_last >= 0; drop_last--) {
 		rf_config cfg;
-		base_config(&cfg);
-		cfg.batch.size = 4;
+		fail_fast_config(&cfg, 4);
 		cfg.batch.drop_last = drop_last;
-		cfg.pipeline.on_error = RF_ON_ERROR_FAIL;
 		cfg.source.epochs = 2;
 		cfg.source.shuffle = true;
 		cfg.source.seed = 0;
