@@ -175,8 +175,13 @@ static void *watch(void *arg)
 		int sig = sigtimedwait(&set, NULL, &tick);
 		if (sig == SIGINT || sig == SIGTERM) {
 			atomic_store(&w->interrupted, true);
-			atomic_store(&w->consumer->stop, true);
+			/*
+			 * Cancel before cutting the consumer's batch short: the other
+			 * way, a cut batch could be followed by the end of the data and
+			 * the run report itself complete (exit 0).
+			 */
 			rf_pipeline_cancel(w->p);
+			atomic_store(&w->consumer->stop, true);
 		} else if (w->trace || (w->progress && n % 2 == 0)) {
 			rf_stats s;
 			rf_pipeline_stats(w->p, &s);
